@@ -1,0 +1,360 @@
+"""A connection: one socket carrying frames, multiplexing channels both ways.
+
+Theory of operation. Bytes from the socket go through the frame decoder; each frame is routed
+by channel id. A frame on a new id opens a channel from the ``accept`` root protocol and is given
+to the :class:`Dispatch` (server side), which returns the channel's receiver. A frame on a known
+id goes to that channel's receiver. New ids from the peer must increase; a frame that breaks the
+protocol (bad bytes, a reused id, an illegal message on an open channel) closes the connection
+with a transport or dispatch error, and every channel on it is aborted with that error.
+
+Writes are coalesced: frames produced while a batch of input is handled (or within one loop
+iteration) go out in one ``write``. Flow control both ways: ``pause_reading`` when a receiver's
+buffer is full, ``drain()`` waits while the transport's write buffer is above its high mark.
+
+    OPEN ──close()/peer EOF/protocol error──► CLOSED      (no way back)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from cocaine.errors import (
+    CocaineError,
+    ConnectionLost,
+    DispatchError,
+    ProtocolError,
+    TransportError,
+)
+from cocaine.errors import Dispatch as DispatchCode
+from cocaine.protocol.channel import ChannelState
+from cocaine.protocol.framing import (
+    DEFAULT_MAX_FRAME_SIZE,
+    FrameDecoder,
+    encode_frame,
+    encode_frame_packed_headers,
+    pack,
+)
+from cocaine.protocol.graph import CONTROL_IDS, Message
+from cocaine.protocol.graph import Protocol as Graph
+from cocaine.protocol.headers import (
+    DEFAULT_TRACE_ENTRIES,
+    Header,
+    HeaderDecoder,
+    HeaderEncoder,
+    trace_entries,
+)
+from cocaine.rpc.channel import Channel, Receiver
+
+log = logging.getLogger(__name__)
+
+_PACKED_DEFAULT_TRACE = pack(DEFAULT_TRACE_ENTRIES)
+_CONTROL = set(CONTROL_IDS.values())
+
+
+class Dispatch(Protocol):
+    """The server side of a connection: what the peer may open, and who handles it."""
+
+    root: Graph
+
+    def open(
+        self, channel: Channel, message: Message, args: list[Any], headers: list[Header]
+    ) -> Receiver | None:
+        """Handle the first message of a channel; return the receiver for what follows."""
+
+
+class Connection(asyncio.Protocol):
+    """One socket's frames and channels. Create through :func:`connect` or a server factory."""
+
+    def __init__(
+        self,
+        dispatch: Dispatch | None = None,
+        *,
+        trace_headers: bool = True,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        on_close: Callable[[Connection, CocaineError | None], None] | None = None,
+        name: str = "",
+    ) -> None:
+        self.dispatch = dispatch
+        self.name = name
+        self.loop = asyncio.get_running_loop()
+        self.channels: dict[int, Channel] = {}
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.closed = False
+        self.error: CocaineError | None = None
+        self.peer: Any = None
+        self._decoder = FrameDecoder(max_frame_size)
+        self._hdecoder = HeaderDecoder()
+        self._hencoder = HeaderEncoder()
+        self._trace_headers = trace_headers
+        self._transport: asyncio.Transport | None = None
+        self._max_id = 0
+        self._wbuf: list[bytes] = []
+        self._batching = False
+        self._flush_scheduled = False
+        self._read_paused = 0
+        self._write_ready: asyncio.Future[None] | None = None
+        self._on_close = on_close
+        self.connected = self.loop.create_future()
+        self.lost = self.loop.create_future()
+
+    # -- asyncio.Protocol -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        self.peer = transport.get_extra_info("peername")
+        if not self.connected.done():
+            self.connected.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self._batching = True
+        try:
+            for frame in self._decoder.feed(data):
+                cid, mtype, args, headers = frame
+                hdrs = self._hdecoder.decode(headers) if headers else []
+                channel = self.channels.get(cid)
+                if channel is None:
+                    self._open_remote(cid, mtype, args, hdrs)
+                else:
+                    self._deliver(channel, mtype, args, hdrs)
+                if self.closed:
+                    return
+        except ProtocolError as exc:
+            log.info("%s: closing connection from %s: %s", self.name, self.peer, exc)
+            self.close(exc)
+        except Exception as exc:
+            log.exception("%s: internal error; closing connection from %s", self.name, self.peer)
+            self.close(CocaineError(f"internal error: {exc!r}", 7, DispatchCode.UNCAUGHT_ERROR))
+        finally:
+            self._batching = False
+            if self._wbuf and not self._flush_scheduled:
+                self._flush()
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        error = self.error or ConnectionLost(
+            f"connection lost: {exc}" if exc else "connection closed by peer"
+        )
+        self._shutdown(error)
+
+    def pause_writing(self) -> None:
+        if self._write_ready is None or self._write_ready.done():
+            self._write_ready = self.loop.create_future()
+
+    def resume_writing(self) -> None:
+        if self._write_ready is not None and not self._write_ready.done():
+            self._write_ready.set_result(None)
+
+    # -- channels ---------------------------------------------------------------------------
+
+    def _open_remote(self, cid: int, mtype: int, args: list[Any], headers: list[Header]) -> None:
+        if cid <= self._max_id:
+            raise DispatchError(f"channel {cid} is revoked", code=DispatchCode.REVOKED_CHANNEL)
+        self._max_id = cid
+        dispatch = self.dispatch
+        if dispatch is None:
+            raise DispatchError(
+                "this connection accepts no channels", code=DispatchCode.UNBOUND_DISPATCH
+            )
+        root = dispatch.root
+        if mtype in _CONTROL:
+            self._control(cid, mtype, args)
+            return
+        try:
+            state, message = ChannelState.opened_by_peer(root, mtype)
+        except DispatchError as exc:
+            self._reply_error(cid, exc)
+            return
+        try:
+            args = message.args.convert(args)
+        except TypeError as exc:
+            self._reply_error(
+                cid, DispatchError(f"{message.alias}: {exc}", code=DispatchCode.INVALID_ARGUMENT)
+            )
+            return
+        channel = Channel(self, cid, state)
+        if not state.closed:
+            self.channels[cid] = channel
+        channel.receiver = dispatch.open(channel, message, args, headers)
+
+    def _deliver(
+        self, channel: Channel, mtype: int, args: list[Any], headers: list[Header]
+    ) -> None:
+        message = channel.state.on_receive(mtype)
+        if channel.state.closed:
+            self.channels.pop(channel.id, None)
+        receiver = channel.receiver
+        if receiver is not None:
+            receiver.on_message(message, args, headers)
+
+    def _control(self, cid: int, mtype: int, args: list[Any]) -> None:
+        if mtype == CONTROL_IDS["revoke"] and args and isinstance(args[0], int):
+            channel = self.channels.get(args[0])
+            if channel is not None:
+                channel.abort(
+                    CocaineError("channel revoked by peer", 7, DispatchCode.REVOKED_CHANNEL)
+                )
+        self.send_frame(cid, 0, [])
+
+    def _reply_error(self, cid: int, exc: CocaineError) -> None:
+        self.send_frame(cid, 1, exc.to_wire())
+
+    def open(
+        self,
+        root: Graph,
+        mtype: int,
+        args: list[Any],
+        headers: list[Header] | None = None,
+        receiver: Receiver | None = None,
+    ) -> Channel:
+        """Open a new channel with its first message from ``root``."""
+        if self.closed:
+            raise self.error or ConnectionLost("connection is closed")
+        state, _ = ChannelState.opened_by_us(root, mtype)
+        self._max_id += 1
+        channel = Channel(self, self._max_id, state)
+        channel.receiver = receiver
+        if not state.closed:
+            self.channels[channel.id] = channel
+        self.send_frame(channel.id, mtype, args, headers)
+        return channel
+
+    def forget(self, channel: Channel) -> None:
+        if self.channels.get(channel.id) is channel and channel.state.closed:
+            del self.channels[channel.id]
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def send_frame(
+        self, cid: int, mtype: int, args: list[Any], headers: list[Header] | None = None
+    ) -> None:
+        if self.closed:
+            raise self.error or ConnectionLost("connection is closed")
+        if self._trace_headers:
+            if headers:
+                entries = trace_entries() + self._hencoder.encode(
+                    h for h in headers if h[0] not in _TRACE_NAMES
+                )
+                data = encode_frame(cid, mtype, args, entries)
+            else:
+                data = encode_frame_packed_headers(cid, mtype, args, _PACKED_DEFAULT_TRACE)
+        else:
+            data = encode_frame(cid, mtype, args, self._hencoder.encode(headers) if headers else [])
+        self.write_raw(data)
+
+    def write_raw(self, data: bytes) -> None:
+        self._wbuf.append(data)
+        if not self._batching and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        buf, self._wbuf = self._wbuf, []
+        transport = self._transport
+        if not buf or transport is None or transport.is_closing():
+            return
+        transport.write(buf[0] if len(buf) == 1 else b"".join(buf))
+
+    async def drain(self) -> None:
+        """Wait while the transport's write buffer is above its high-water mark."""
+        if self.closed:
+            raise self.error or ConnectionLost("connection is closed")
+        waiter = self._write_ready
+        if waiter is not None and not waiter.done():
+            await asyncio.shield(waiter)
+
+    def pause_reading(self) -> None:
+        self._read_paused += 1
+        if self._read_paused == 1 and self._transport is not None and not self.closed:
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._read_paused = max(0, self._read_paused - 1)
+        if self._read_paused == 0 and self._transport is not None and not self.closed:
+            self._transport.resume_reading()
+
+    # -- tasks and lifetime -----------------------------------------------------------------
+
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        """Run a coroutine owned by this connection: it is cancelled when the connection closes."""
+        task: asyncio.Task[Any] = self.loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    def close(self, error: CocaineError | None = None) -> None:
+        if self.closed:
+            return
+        if error is not None and self.error is None:
+            self.error = error
+        transport = self._transport
+        if transport is not None:
+            if self._wbuf:
+                self._flush()
+            transport.close()
+        self._shutdown(self.error or ConnectionLost("connection closed"))
+
+    def _shutdown(self, error: CocaineError) -> None:
+        if not self.closed:
+            self.closed = True
+            self.error = self.error or error
+        channels, self.channels = self.channels, {}
+        for channel in channels.values():
+            channel.state.send = channel.state.recv = None
+            receiver, channel.receiver = channel.receiver, None
+            if receiver is not None:
+                try:
+                    receiver.on_abort(error)
+                except Exception:
+                    log.exception("receiver failed on abort")
+        for task in list(self.tasks):
+            task.cancel()
+        if self._write_ready is not None and not self._write_ready.done():
+            self._write_ready.set_result(None)
+        if not self.lost.done():
+            self.lost.set_result(None)
+        if not self.connected.done():
+            self.connected.set_exception(error)
+            self.connected.exception()
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close(self, self.error)
+
+    async def wait_closed(self) -> None:
+        await asyncio.shield(self.lost)
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.name} {self.peer} channels={len(self.channels)}>"
+
+
+_TRACE_NAMES = {b"trace_id", b"span_id", b"parent_id"}
+
+
+async def connect_tcp(
+    host: str, port: int, dispatch: Dispatch | None = None, **kwargs: Any
+) -> Connection:
+    loop = asyncio.get_running_loop()
+    try:
+        _, conn = await loop.create_connection(lambda: Connection(dispatch, **kwargs), host, port)
+    except OSError as exc:
+        raise ConnectionLost(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from exc
+    return conn
+
+
+async def connect_unix(path: str, dispatch: Dispatch | None = None, **kwargs: Any) -> Connection:
+    loop = asyncio.get_running_loop()
+    try:
+        _, conn = await loop.create_unix_connection(lambda: Connection(dispatch, **kwargs), path)
+    except OSError as exc:
+        raise ConnectionLost(f"cannot connect to {path}: {exc.strerror or exc}") from exc
+    return conn
+
+
+__all__ = ["Connection", "Dispatch", "TransportError", "connect_tcp", "connect_unix"]

@@ -1,0 +1,1 @@
+"""The cocaine-runtime daemon: config, context, services, apps and isolates."""

@@ -1,0 +1,88 @@
+"""An actor: one TCP (or unix) listener serving one dispatch, a connection per client.
+
+``start`` binds and returns when the listener is ready; ``endpoints`` are the addresses to
+advertise (loopback for a wildcard bind, or the configured hostname's). ``stop`` stops
+accepting and closes every live connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+
+from cocaine.errors import CocaineError
+from cocaine.rpc.connection import Connection, Dispatch
+
+log = logging.getLogger(__name__)
+
+
+class Actor:
+    def __init__(self, name: str, dispatch: Callable[[], Dispatch], *, max_frame_size: int) -> None:
+        self.name = name
+        self._dispatch = dispatch
+        self._max_frame_size = max_frame_size
+        self._server: asyncio.AbstractServer | None = None
+        self.connections: set[Connection] = set()
+        self.bound: list[tuple[int, str, int]] = []  # (family, host, port)
+
+    def _factory(self) -> Connection:
+        conn = Connection(
+            self._dispatch(),
+            max_frame_size=self._max_frame_size,
+            on_close=self._closed,
+            name=self.name,
+        )
+        self.connections.add(conn)
+        return conn
+
+    def _closed(self, conn: Connection, error: CocaineError | None) -> None:
+        self.connections.discard(conn)
+
+    async def start_tcp(self, host: str | None, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._factory, host=host, port=port, reuse_address=True, backlog=1024
+        )
+        for sock in self._server.sockets:
+            addr = sock.getsockname()
+            self.bound.append((sock.family, addr[0], addr[1]))
+        log.debug("%s listening on %s", self.name, self.bound)
+
+    async def start_unix(self, path: str) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_unix_server(self._factory, path=path, backlog=1024)
+
+    @property
+    def port(self) -> int:
+        return self.bound[0][2]
+
+    def endpoints(self, hostname: str | None = None) -> list[tuple[str, int]]:
+        """Addresses a client on this machine (or elsewhere, with ``hostname``) can reach."""
+        port = self.port
+        if hostname:
+            try:
+                infos = socket.getaddrinfo(hostname, port, type=socket.SOCK_STREAM)
+                return list(dict.fromkeys((str(i[4][0]), port) for i in infos))
+            except OSError:
+                log.warning("cannot resolve hostname %s; advertising bound addresses", hostname)
+        out: list[tuple[str, int]] = []
+        for _family, host, p in sorted(self.bound, key=lambda b: b[0] != socket.AF_INET):
+            if host in ("0.0.0.0", ""):
+                host = "127.0.0.1"
+            elif host == "::":
+                host = "::1"
+            out.append((host, p))
+        return list(dict.fromkeys(out))
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.close()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+
+__all__ = ["Actor"]

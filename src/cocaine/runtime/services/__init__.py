@@ -1,0 +1,1 @@
+"""The runtime's built-in services: locator, node, logging and storage."""

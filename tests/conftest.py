@@ -1,0 +1,51 @@
+"""Shared fixtures: a real ``cocaine-runtime`` on an ephemeral port, and an async runner."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support.processes import RuntimeProcess
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run ``async def`` tests in a fresh event loop (the project has no pytest-asyncio)."""
+    if inspect.iscoroutinefunction(pyfuncitem.obj):
+        names = pyfuncitem._fixtureinfo.argnames
+        kwargs = {name: pyfuncitem.funcargs[name] for name in names}
+        asyncio.run(pyfuncitem.obj(**kwargs))
+        return True
+    return None
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[RuntimeProcess]:
+    """A runtime with its own state dir, bound to loopback on an ephemeral locator port."""
+    proc = RuntimeProcess(tmp_path / "state")
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def runtime_factory(tmp_path: Path) -> Iterator[Any]:
+    """Start runtimes with extra arguments (a token, a config file); all stopped at the end."""
+    started: list[RuntimeProcess] = []
+
+    def start(*args: str, state: Path | None = None, **kwargs: Any) -> RuntimeProcess:
+        proc = RuntimeProcess(state or tmp_path / "state", list(args), **kwargs)
+        proc.start()
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()

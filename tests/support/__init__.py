@@ -1,0 +1,1 @@
+"""Helpers the tests share: real processes and how to wait for them."""
