@@ -1,25 +1,115 @@
-"""The node service (placeholder until the app engine lands)."""
+"""The node service: start, stop, list and inspect apps; the runlist is started at boot."""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import TYPE_CHECKING, Any
 
+import msgpack
+
+from cocaine.errors import Category, CocaineError, Node
 from cocaine.idl import NODE
+from cocaine.protocol.headers import Header
+from cocaine.rpc.channel import Channel, Receiver
 from cocaine.rpc.dispatch import ServiceDispatch
+from cocaine.runtime.app.app import App, AppState
+from cocaine.runtime.context import Context
+
+if TYPE_CHECKING:
+    from cocaine.runtime.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def _not_running(app: str) -> CocaineError:
+    return CocaineError(f"app '{app}' is not running", Category.NODE, Node.NOT_RUNNING)
 
 
 class NodeService:
-    def __init__(self, context: Any, runtime: Any) -> None:
+    def __init__(self, context: Context, runtime: Runtime) -> None:
         self.context = context
+        self.runtime = runtime
+        self.apps: dict[str, App] = {}
 
     async def start_runlist(self) -> None:
-        return None
+        name = self.context.config.runlist
+        try:
+            blob = await self.context.storage.read("runlists", name)
+            runlist = msgpack.unpackb(blob, raw=False)
+        except CocaineError:
+            log.info("runlist '%s' is empty", name)
+            return
+        except Exception as exc:
+            log.error("runlist '%s' is not a valid msgpack map: %s", name, exc)
+            return
+        if not isinstance(runlist, dict):
+            log.error("runlist '%s' must be a map of app → profile", name)
+            return
+        for app, profile in runlist.items():
+            try:
+                await self.start_app(str(app), str(profile))
+            except CocaineError as exc:
+                log.error("runlist '%s': %s", name, exc.reason)
+
+    async def start_app(self, app: str, profile: str) -> None:
+        existing = self.apps.get(app)
+        if existing is not None and existing.state is not AppState.BROKEN:
+            raise CocaineError(
+                f"app '{app}' is already started", Category.NODE, Node.ALREADY_STARTED
+            )
+        if existing is not None:
+            await existing.stop()
+        instance = self.apps[app] = App(self.runtime, app, profile)
+        await instance.start()  # a broken app stays listed with its reason
+
+    async def pause_app(self, app: str) -> None:
+        instance = self.apps.pop(app, None)
+        if instance is None:
+            raise _not_running(app)
+        await instance.stop()
+
+    def list_apps(self) -> list[str]:
+        return sorted(self.apps)
+
+    def info(self, app: str, flags: int = 1) -> dict[str, Any]:
+        instance = self.apps.get(app)
+        if instance is None:
+            raise _not_running(app)
+        return instance.info(flags)
+
+    def control(self, channel: Channel, args: list[Any], headers: list[Header]) -> Receiver | None:
+        instance = self.apps.get(args[0])
+        if instance is None or instance.state is not AppState.RUNNING:
+            channel.send(1, _not_running(args[0]).to_wire())
+            return None
+        return instance.control(channel, [], headers)
+
+    def enqueue(self, channel: Channel, args: list[Any], headers: list[Header]) -> Receiver | None:
+        instance = self.apps.get(args[0])
+        if instance is None or instance.state is not AppState.RUNNING:
+            channel.send(1, _not_running(args[0]).to_wire())
+            return None
+        return instance.enqueue(channel, args[1:], headers)
 
     async def stop(self) -> None:
-        return None
-
-    def list(self) -> list[str]:
-        return []
+        for name in list(self.apps):
+            instance = self.apps.pop(name)
+            await instance.stop()
 
     def dispatch(self) -> ServiceDispatch:
-        return ServiceDispatch(NODE, {"list": self.list})
+        return ServiceDispatch(
+            NODE,
+            {
+                "start_app": self.start_app,
+                "pause_app": self.pause_app,
+                "list": self.list_apps,
+                "info": self.info,
+                "control": self.control,
+                "enqueue": self.enqueue,
+            },
+            guard=self.context.authorize,
+            guarded=("start_app", "pause_app", "control"),
+        )
+
+
+__all__ = ["NodeService"]

@@ -1,0 +1,1 @@
+"""Apps: lifecycle, engine (queue and pool), slaves, profiles, manifests, crashlogs."""
