@@ -1,0 +1,333 @@
+"""HTTP ⇄ app channel: one :class:`Exchange` per HTTP request.
+
+The request goes to the app as ``enqueue(event)``, one ``write`` of the packed
+``[method, uri, version, headers, body]`` and ``close``. The first chunk back is the head
+``[code, [[name, value], …]]``; every further chunk is body, streamed to the client as it
+arrives (chunked when the app gives no length and the client speaks HTTP/1.1); ``close`` ends
+it. An error before the head becomes a status (503 no such app or queue full, 504 timeout,
+500 otherwise); an error after it cuts the response short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+import msgpack
+
+from cocaine.errors import Category, CocaineError, ConnectionLost, ServiceError
+from cocaine.idl import APP
+from cocaine.protocol.graph import Message
+from cocaine.protocol.headers import Header, pack_u64
+from cocaine.proxy.apps import AppPool
+from cocaine.proxy.http import HttpConnection, reason
+from cocaine.proxy.routing import route
+
+log = logging.getLogger(__name__)
+
+_ROOT = APP.root
+_packer = msgpack.Packer(use_bin_type=False, autoreset=True)
+_pack = _packer.pack
+_SERVICE, _EVENT, _REQUEST_ID = b"x-cocaine-service", b"x-cocaine-event", b"x-request-id"
+
+
+def status_for(error: CocaineError) -> int:
+    pair = error.pair
+    if pair == (Category.LOCATOR, 1) or isinstance(error, ConnectionLost):
+        return 503
+    if pair == (Category.OVERSEER, 1) or pair == (Category.GENERIC, 32):
+        return 503
+    if pair in ((Category.NODE, 1), (Category.NODE, 3)):
+        return 504
+    return 500
+
+
+class Bridge:
+    def __init__(self, apps: AppPool, timeout: float) -> None:
+        self.apps = apps
+        self.timeout = timeout
+        self.loop = asyncio.get_running_loop()
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def exchange(
+        self,
+        conn: HttpConnection,
+        method: bytes,
+        url: bytes,
+        version: str,
+        headers: list[list[bytes]],
+        body: bytes,
+        keep_alive: bool,
+    ) -> Exchange:
+        return Exchange(self, conn, method, url, version, headers, body, keep_alive)
+
+    def spawn(self, coro: Any) -> None:
+        task = self.loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+
+class Exchange:
+    """One HTTP request and its response, bridged to one app channel."""
+
+    __slots__ = (
+        "after",
+        "app",
+        "body",
+        "bridge",
+        "channel",
+        "chunked",
+        "conn",
+        "done",
+        "head_sent",
+        "headers",
+        "keep_alive",
+        "method",
+        "pending",
+        "proto11",
+        "request_id",
+        "timer",
+        "url",
+        "version",
+    )
+
+    def __init__(
+        self,
+        bridge: Bridge,
+        conn: HttpConnection,
+        method: bytes,
+        url: bytes,
+        version: str,
+        headers: list[list[bytes]],
+        body: bytes,
+        keep_alive: bool,
+    ) -> None:
+        self.bridge = bridge
+        self.conn = conn
+        self.method = method
+        self.url = url
+        self.version = version
+        self.headers = headers
+        self.body = body
+        self.keep_alive = keep_alive
+        self.pending: list[bytes] = []
+        self.done = False
+        self.after = b""
+        self.head_sent = False
+        self.chunked = False
+        self.proto11 = False
+        self.channel: Any = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.app = ""
+        self.request_id = b""
+
+    # -- start ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        service = event = None
+        for name, value in self.headers:
+            if len(name) > 11 and name[0] in b"xX":
+                lname = name.lower()
+                if lname == _SERVICE:
+                    service = value
+                elif lname == _EVENT:
+                    event = value
+                elif lname == _REQUEST_ID:
+                    self.request_id = value
+        if self.url == b"/ping":
+            self.respond(200, b"OK")
+            return
+        target = route(self.url, service, event)
+        if target is None:
+            self.respond(404, b"Invalid url")
+            return
+        self.app = target.app
+        if not self.request_id:
+            self.request_id = os.urandom(8).hex().encode()
+        self.headers.append([b"X-Cocaine-Service", target.app.encode()])
+        self.headers.append([b"X-Cocaine-Event", target.event.encode()])
+        request = _pack([self.method, target.uri, self.version, self.headers, self.body])
+        self.timer = self.bridge.loop.call_later(self.bridge.timeout, self._timed_out)
+        conn = self.bridge.apps.get_nowait(target.app)
+        if conn is not None:
+            self._send(conn, target.event, request)
+        else:
+            self.bridge.spawn(self._connect_and_send(target.app, target.event, request))
+
+    async def _connect_and_send(self, app: str, event: str, request: bytes) -> None:
+        try:
+            conn = await self.bridge.apps.get(app)
+        except CocaineError as exc:
+            if exc.pair == (Category.LOCATOR, 1):
+                self.respond(503, b"No such application")
+            else:
+                self.fail(exc)
+            return
+        if not self.done:
+            self._send(conn, event, request)
+
+    def _send(self, conn: Any, event: str, request: bytes) -> None:
+        try:
+            channel = self.channel = conn.open(_ROOT, 0, [event], self._trace(), self)
+            channel.send(0, [request])
+            channel.send(2, [])
+        except CocaineError as exc:
+            self.fail(exc)
+
+    def _trace(self) -> list[Header]:
+        headers: list[Header] = [
+            (b"request_timeout", pack_u64(int(self.bridge.timeout * 1000))),
+        ]
+        try:
+            headers.append((b"trace_id", pack_u64(int(self.request_id[:16], 16))))
+        except ValueError:
+            pass
+        return headers
+
+    # -- replies from the app -------------------------------------------------------------
+
+    def on_message(self, message: Message, args: list[Any], headers: list[Header]) -> None:
+        if self.done:
+            return
+        alias = message.alias
+        if alias == "write":
+            chunk = args[0] if args else b""
+            if not self.head_sent:
+                self._head(chunk)
+            elif chunk:
+                self._body(chunk)
+            elif self.proto11:
+                self._end()
+        elif alias == "close":
+            if not self.head_sent:
+                self.respond(500, b"the application closed the stream without a response")
+            else:
+                self._end()
+        else:
+            self.fail(ServiceError.from_wire(args))
+
+    def on_abort(self, exc: CocaineError) -> None:
+        self.fail(exc)
+
+    def _head(self, chunk: Any) -> None:
+        try:
+            code, app_headers = (
+                msgpack.unpackb(chunk, raw=True) if isinstance(chunk, bytes) else chunk
+            )
+            code = int(code)
+        except Exception:
+            self.respond(500, b"the application sent a malformed response head")
+            self._drop_channel()
+            return
+        lines = [b"HTTP/1.1 %d %s\r\n" % (code, reason(code))]
+        has_length = False
+        for item in app_headers:
+            name, value = item[0], item[1]
+            if isinstance(name, str):
+                name = name.encode("latin-1")
+            if not isinstance(value, bytes):
+                value = str(value).encode("latin-1")
+            lname = name.lower()
+            if lname == b"content-length":
+                has_length = True
+            elif lname == b"transfer-encoding" or lname == b"connection":
+                continue
+            elif lname == b"x-cocaine-http-proto-version":
+                self.proto11 = True
+            lines.append(b"%s: %s\r\n" % (name, value))
+        if not has_length:
+            if self.version == "1.1":
+                self.chunked = True
+                lines.append(b"Transfer-Encoding: chunked\r\n")
+            else:
+                self.keep_alive = False
+        lines.append(
+            b"X-Powered-By: Cocaine\r\nX-Cocaine-Application: %s\r\n"
+            b"X-Request-Id: %s\r\n" % (self.app.encode(), self.request_id)
+        )
+        if not self.keep_alive:
+            lines.append(b"Connection: close\r\n")
+        elif self.version == "1.0":
+            lines.append(b"Connection: keep-alive\r\n")
+        lines.append(b"\r\n")
+        self.head_sent = True
+        self.conn.write(self, b"".join(lines))
+
+    def _body(self, chunk: Any) -> None:
+        if not isinstance(chunk, bytes):
+            chunk = str(chunk).encode()
+        if self.chunked:
+            self.conn.write(self, b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        else:
+            self.conn.write(self, chunk)
+
+    def _end(self) -> None:
+        if self.chunked:
+            self.conn.write(self, b"0\r\n\r\n")
+        self._complete()
+
+    # -- endings --------------------------------------------------------------------------
+
+    def respond(self, code: int, text: bytes) -> None:
+        """A complete small response from the proxy itself."""
+        if self.done:
+            return
+        body = text + b"\n" if text else b""
+        connection = b"" if self.keep_alive else b"Connection: close\r\n"
+        if self.keep_alive and self.version == "1.0":
+            connection = b"Connection: keep-alive\r\n"
+        extra = b"X-Request-Id: %s\r\n" % self.request_id if self.request_id else b""
+        self.conn.write(
+            self,
+            b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s%s\r\n%s"
+            % (code, reason(code), len(body), connection, extra, body),
+        )
+        self.head_sent = True
+        self._complete()
+
+    def fail(self, error: CocaineError) -> None:
+        if self.done:
+            return
+        if not self.head_sent:
+            code = status_for(error)
+            text = f"application `{self.app}` error: {error.reason}".encode()
+            if code == 503 and error.pair == (Category.LOCATOR, 1):
+                text = b"No such application"
+            self.respond(code, text)
+        else:
+            self.keep_alive = False  # the body is cut short; closing tells the client
+            self._complete()
+        self._drop_channel()
+
+    def _timed_out(self) -> None:
+        self.timer = None
+        self.fail(CocaineError("the request timed out", Category.NODE, 3))
+
+    def _drop_channel(self) -> None:
+        channel = self.channel
+        if channel is not None:
+            channel.receiver = None
+
+    def _complete(self) -> None:
+        self.done = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.after:
+            self.conn.write(self, self.after)
+        self.conn.finished(self, self.keep_alive)
+
+    def cancel(self) -> None:
+        """The HTTP client went away."""
+        self.done = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        channel = self.channel
+        if channel is not None:
+            channel.receiver = None
+
+
+__all__ = ["Bridge", "Exchange", "status_for"]

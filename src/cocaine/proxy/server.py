@@ -1,0 +1,90 @@
+"""The proxy's listener: one process serving HTTP, stopping gracefully.
+
+With ``--count N`` the supervisor (``main``) starts N such processes that share the port
+through ``SO_REUSEPORT``; the kernel spreads connections between them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from dataclasses import dataclass
+
+from cocaine.client.endpoints import Endpoint
+from cocaine.proxy.apps import AppPool
+from cocaine.proxy.bridge import Bridge
+from cocaine.proxy.http import HttpConnection, Limits
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProxyConfig:
+    host: str | None = None
+    port: int = 8080
+    locator: tuple[Endpoint, ...] = (("localhost", 10053),)
+    timeout: float = 30.0
+    drain_timeout: float = 30.0
+    max_header: int = 64 * 1024
+    max_body: int = 16 * 1024 * 1024
+    max_frame_size: int = 64 * 1024 * 1024
+    reuse_port: bool = False
+
+
+class ProxyServer:
+    def __init__(self, config: ProxyConfig) -> None:
+        self.config = config
+        self.connections: set[HttpConnection] = set()
+        self.apps = AppPool(list(config.locator), max_frame_size=config.max_frame_size)
+        self.bridge: Bridge | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self.port = config.port
+
+    async def start(self) -> None:
+        config = self.config
+        self.bridge = bridge = Bridge(self.apps, config.timeout)
+        limits = Limits(config.max_header, config.max_body)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: HttpConnection(bridge, limits, self.connections),
+            host=config.host,
+            port=config.port,
+            reuse_address=True,
+            reuse_port=config.reuse_port or None,
+            backlog=4096,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish (bounded), then close everything."""
+        if self._server is not None:
+            self._server.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.drain_timeout
+        for conn in list(self.connections):
+            if conn.idle():
+                conn.close()
+        while any(not c.idle() for c in self.connections) and loop.time() < deadline:
+            # in-flight responses finish on their own; re-check as connections drain
+            await asyncio.sleep(0.05)
+        for conn in list(self.connections):
+            conn.close()
+        self.apps.close()
+
+
+async def serve(config: ProxyConfig, ready_line: bool = True) -> None:
+    server = ProxyServer(config)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if ready_line:
+        print(f"cocaine-proxy: ready on port {server.port}", file=sys.stderr, flush=True)
+    await stop.wait()
+    await server.stop()
+
+
+__all__ = ["ProxyConfig", "ProxyServer", "serve"]
