@@ -55,7 +55,7 @@ class FrameDecoder:
             raw=True,
             strict_map_key=False,
             use_list=True,
-            max_buffer_size=max(limit, 1024),
+            max_buffer_size=0,  # the frame limit is enforced per frame below
             max_str_len=limit,
             max_bin_len=limit,
             max_array_len=limit,
@@ -82,9 +82,7 @@ class FrameDecoder:
             self._error = exc
             raise
         except msgpack.exceptions.BufferFull:
-            self._error = TransportError(
-                f"frame exceeds the limit of {self.max_frame_size} bytes", code=Transport.PARSE
-            )
+            self._error = _too_large(self.max_frame_size)
         except (ValueError, msgpack.exceptions.ExtraData, msgpack.exceptions.FormatError) as exc:
             self._error = TransportError(f"malformed msgpack: {exc}", code=Transport.PARSE)
         except Exception as exc:  # StackError and friends from the C unpacker
@@ -96,10 +94,16 @@ class FrameDecoder:
         unpacker.feed(data)
         self._fed += len(data)
         frames = []
+        limit = self.max_frame_size
         for obj in unpacker:
+            end = unpacker.tell()
+            if end - self._frame_end > limit:
+                raise _too_large(limit)
             frames.append(_check(obj))
-            self._frame_end = unpacker.tell()
+            self._frame_end = end
         remaining = self._fed - self._frame_end
+        if remaining > limit:
+            raise _too_large(limit)
         if remaining == 0:
             if self._tail:
                 self._tail = bytearray()
@@ -113,6 +117,10 @@ class FrameDecoder:
             self._tail += data
         self._scan.advance(self._tail)
         return frames
+
+
+def _too_large(limit: int) -> TransportError:
+    return TransportError(f"frame exceeds the limit of {limit} bytes", code=Transport.PARSE)
 
 
 class _HeaderScan:
@@ -145,11 +153,11 @@ class _HeaderScan:
                     f"declared length exceeds the frame limit of {limit} bytes",
                     code=Transport.PARSE,
                 )
+            if pos + need > len(buf):
+                return  # body incomplete; its length was checked
             self._stack[-1] -= 1
             if children:
                 self._stack.append(children)
-            if pos + need > len(buf):
-                return  # body incomplete; its length was checked
             self._offset = pos + need
             while self._stack and self._stack[-1] == 0:
                 self._stack.pop()

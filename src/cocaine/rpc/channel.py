@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from cocaine.errors import CocaineError, EndOfStream, ServiceError
 from cocaine.protocol.channel import ChannelState
-from cocaine.protocol.graph import Message
+from cocaine.protocol.graph import RECURSIVE, Message
 from cocaine.protocol.headers import Header
 
 if TYPE_CHECKING:
@@ -91,13 +91,21 @@ class Inbox:
     def on_message(self, message: Message, args: list[Any], headers: list[Header]) -> None:
         self._items.append((message, args, headers))
         self._wake()
-        if len(self._items) > self._limit and not self._paused:
+        if message.dispatch is not RECURSIVE:  # terminal: nothing more will arrive
+            self._resume()
+        elif len(self._items) > self._limit and not self._paused:
             self._paused = True
             self._conn.pause_reading()
 
     def on_abort(self, exc: CocaineError) -> None:
         self._items.append(exc)
         self._wake()
+        self._resume()
+
+    def _resume(self) -> None:
+        if self._paused:
+            self._paused = False
+            self._conn.resume_reading()
 
     def _wake(self) -> None:
         waiter = self._waiter

@@ -132,7 +132,7 @@ class ServiceDispatch:
     ) -> None:
         kwargs = {"headers": headers} if unary.wants_headers else {}
         if unary.is_async:
-            channel.conn.spawn(self._run(channel, alias, unary.fn(*args, **kwargs)))
+            channel.conn.spawn(self._run(channel, alias, unary.fn, args, kwargs))
             return
         try:
             result = unary.fn(*args, **kwargs)
@@ -142,9 +142,15 @@ class ServiceDispatch:
             _reply(channel, result)
 
     @staticmethod
-    async def _run(channel: Channel, alias: str, coro: Any) -> None:
+    async def _run(
+        channel: Channel,
+        alias: str,
+        fn: Callable[..., Any],
+        args: list[Any],
+        kwargs: dict[str, Any],
+    ) -> None:
         try:
-            result = await coro
+            result = await fn(*args, **kwargs)
         except Exception as exc:
             _fail(channel, alias, exc)
         else:
