@@ -13,8 +13,6 @@ import warnings
 from collections import deque
 from typing import Any
 
-import pytest
-
 from cocaine.errors import (
     Category,
     CocaineError,

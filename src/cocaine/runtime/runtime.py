@@ -79,6 +79,14 @@ class Runtime:
         )
         return actor
 
+    def unpublish(self, name: str) -> None:
+        """Stop resolving and accepting ``name``; its live connections stay until removed."""
+        if self.context is not None:
+            self.context.registry.unpublish(name)
+        actor = self.actors.get(name)
+        if actor is not None:
+            actor.stop_accepting()
+
     async def remove_service(self, name: str) -> None:
         actor = self.actors.pop(name, None)
         if self.context is not None:

@@ -76,6 +76,11 @@ class Actor:
             out.append((host, p))
         return list(dict.fromkeys(out))
 
+    def stop_accepting(self) -> None:
+        """No new connections; the live ones carry on until ``stop``."""
+        if self._server is not None:
+            self._server.close()
+
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()

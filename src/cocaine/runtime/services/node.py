@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from cocaine.rpc.channel import Channel, Receiver
 from cocaine.rpc.dispatch import ServiceDispatch
 from cocaine.runtime.app.app import App, AppState
 from cocaine.runtime.context import Context
+from cocaine.runtime.services.storage.backend import check_name
 
 if TYPE_CHECKING:
     from cocaine.runtime.runtime import Runtime
@@ -52,6 +54,8 @@ class NodeService:
                 log.error("runlist '%s': %s", name, exc.reason)
 
     async def start_app(self, app: str, profile: str) -> None:
+        check_name("app", app)
+        check_name("profile", profile)
         existing = self.apps.get(app)
         if existing is not None and existing.state is not AppState.BROKEN:
             raise CocaineError(
@@ -92,9 +96,9 @@ class NodeService:
         return instance.enqueue(channel, args[1:], headers)
 
     async def stop(self) -> None:
-        for name in list(self.apps):
-            instance = self.apps.pop(name)
-            await instance.stop()
+        """Stop every app at once; each drains its in-flight events within its seal-timeout."""
+        apps, self.apps = list(self.apps.values()), {}
+        await asyncio.gather(*(instance.stop() for instance in apps), return_exceptions=True)
 
     def dispatch(self) -> ServiceDispatch:
         return ServiceDispatch(
