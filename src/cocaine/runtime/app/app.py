@@ -50,14 +50,19 @@ class AppState(Enum):
     BROKEN = "broken"
 
 
-async def _read_map(runtime: Runtime, collection: str, key: str, what: str) -> Any:
+async def _read_blob(runtime: Runtime, collection: str, key: str, what: str) -> bytes:
+    """``collection/key`` from storage; a missing key says which piece of the app is missing."""
     assert runtime.context is not None
     try:
-        blob = await runtime.context.storage.read(collection, key)
+        return await runtime.context.storage.read(collection, key)
     except CocaineError as exc:
         if exc.pair == (Category.GENERIC, 2):
-            raise ConfigError(f"{what} '{key}' is not uploaded") from None
+            raise ConfigError(f"{what} '{key}' is not uploaded ({collection}/{key})") from None
         raise
+
+
+async def _read_map(runtime: Runtime, collection: str, key: str, what: str) -> Any:
+    blob = await _read_blob(runtime, collection, key, what)
     try:
         return msgpack.unpackb(blob, raw=False)
     except Exception:
@@ -108,7 +113,7 @@ class App:
         self.profile = profile = parse_profile(
             self.profile_name, await _read_map(runtime, "profiles", self.profile_name, "profile")
         )
-        archive = archive_bytes(await ctx.storage.read("apps", self.name))
+        archive = archive_bytes(await _read_blob(runtime, "apps", self.name, "app archive"))
         isolate = ProcessIsolate(self._spool_dir(profile))
         workdir = await isolate.spool(self.name, archive)
         slave = Path(manifest.slave) if os.path.isabs(manifest.slave) else workdir / manifest.slave
@@ -176,11 +181,15 @@ class App:
         self.state = AppState.STOPPED
 
     async def _teardown(self) -> None:
-        if self.published:
-            self.published = False
-            await self.runtime.remove_service(self.name)
+        # Order: stop taking clients, drain the engine (in-flight replies still reach their
+        # clients), then close the app's connections and the worker socket.
+        published, self.published = self.published, False
+        if published:
+            self.runtime.unpublish(self.name)
         if self.engine is not None:
             await self.engine.stop()
+        if published:
+            await self.runtime.remove_service(self.name)
         if self.worker_actor is not None:
             await self.worker_actor.stop()
             self.worker_actor = None

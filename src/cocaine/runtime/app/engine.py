@@ -9,6 +9,8 @@
   the queue needs beyond the vacant slots), clamped to ``[1, pool-limit]``. Nothing is spawned
   before the first enqueue, nor while the respawn backoff runs (1 s doubling to 32 s after
   abnormal deaths less than 32 s apart).
+* A worker that dies before its handshake while no other worker is alive fails the queued
+  events with its error (spawn or activate timeout …) instead of leaving them to their deadline.
 * Idle workers are sealed after ``idle-timeout`` without work, down to one.
 """
 
@@ -230,6 +232,14 @@ class Engine:
 
     def slave_closed(self, slave: Slave, abnormal: bool) -> None:
         self.slaves.pop(slave.uuid, None)
+        if abnormal and not slave.activated and not self.pool:
+            # The only candidate failed to start (spawn or handshake): answer the queue now
+            # rather than keep it waiting out the backoff and its request timeout.
+            error = slave.error or CocaineError(
+                "the worker failed to start", Category.SLAVE, SlaveCode.UNKNOWN_ACTIVATE_ERROR
+            )
+            while self.queue:
+                self.queue.popleft().fail(error)
         if abnormal:
             self._schedule_backoff()
             if slave.handle is not None:
@@ -242,13 +252,15 @@ class Engine:
 
     def _schedule_backoff(self) -> None:
         now = self.loop.time()
+        if self._backoff_timer is not None:
+            # Deaths while the timer runs (a whole pool failing at once) count as one failure.
+            self._last_failure = now
+            return
         if now - self._last_failure < BACKOFF_MAX:
             self._backoff = min(BACKOFF_MAX, max(BACKOFF_MIN, self._backoff * 2))
         else:
             self._backoff = BACKOFF_MIN
         self._last_failure = now
-        if self._backoff_timer is not None:
-            self._backoff_timer.cancel()
         self._backoff_timer = self.loop.call_later(self._backoff, self._backoff_over)
         log.info("app %s: respawn in %.0f s", self.name, self._backoff)
 
@@ -260,6 +272,8 @@ class Engine:
         self.manual_target = max(0, target)
         self._demanded = self._demanded or target > 0
         self.rebalance()
+        if self.manual_target == 0:
+            self._arm_idle()  # back to automatic: workers kept for the manual target may idle out
 
     # -- idle shrink ----------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ Theory of operation. A slave's life is one task owned by its engine:
     SPAWNING ──process started──► HANDSHAKING ──handshake [uuid]──► ACTIVE
     ACTIVE ──seal()──► SEALING ──no invocations left / seal-timeout──► TERMINATING
     TERMINATING ──process exit (else SIGTERM, then SIGKILL)──► CLOSED
+                 (no connection yet: SIGTERM at once, as there is nobody to say terminate to)
     any state ──process exit / disconnect / timeout──► CLOSED (abnormal)
 
 Every wait runs under the profile's deadline for its phase: spawn, handshake, heartbeat (reset
@@ -64,6 +65,7 @@ class Slave:
         self.accepted = 0
         self.idle_since: float | None = None
         self.error: CocaineError | None = None
+        self.activated = False  # it completed its handshake at some point
         self._wake = asyncio.Event()
         self._last_beat = 0.0
         self._terminate: tuple[int, str] | None = None  # what to send when terminating
@@ -198,6 +200,7 @@ class Slave:
             await self._wait(deadline, exited)
         if self.state is State.HANDSHAKING:
             self._set(State.ACTIVE)
+            self.activated = True
             self.idle_since = time.monotonic()
             self.engine.slave_active(self)
 
@@ -227,6 +230,9 @@ class Slave:
                     term_deadline = now + profile.terminate_timeout
             if self.state is State.TERMINATING:
                 term_deadline = term_deadline or now + profile.terminate_timeout
+                if self.conn is None:  # stopped before its handshake: nobody to say terminate to
+                    await self._stop_process()
+                    return False, None
                 if now >= term_deadline:
                     return False, await self._stop_process()
                 await self._wait(term_deadline, exited)
