@@ -61,16 +61,22 @@ class ChannelState:
         proto = self.send
         if proto is None:
             raise DispatchError("cannot send on a closed direction", code=Dispatch.REVOKED_CHANNEL)
-        message = _lookup(proto, mtype, "send")
-        self.send = after(proto, message.dispatch)
+        message = proto.messages.get(mtype)
+        if message is None:
+            message = _lookup(proto, mtype, "send")
+        if not message.stays:
+            self.send = message.follows
         return message
 
     def on_receive(self, mtype: int) -> Message:
         proto = self.recv
         if proto is None:
             raise DispatchError("message on a closed channel", code=Dispatch.REVOKED_CHANNEL)
-        message = _lookup(proto, mtype, "receive")
-        self.recv = after(proto, message.dispatch)
+        message = proto.messages.get(mtype)
+        if message is None:
+            message = _lookup(proto, mtype, "receive")
+        if not message.stays:
+            self.recv = message.follows
         return message
 
 

@@ -66,6 +66,20 @@ class Message:
     upstream: Transition = TERMINAL
     args: Args = NO_ARGS
     returns: Type = ANY  # the Python value of a ``value`` reply (callers convert with it)
+    # Derived once, for the hot path: ``stays`` when the dispatch is recursive, else the
+    # protocol that follows (None when terminal).
+    stays: bool = field(init=False, repr=False)
+    follows: Protocol | None = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        dispatch = self.dispatch
+        stays = dispatch is RECURSIVE
+        follows = None
+        if not stays:
+            assert isinstance(dispatch, Protocol)
+            follows = None if dispatch.terminal else dispatch
+        object.__setattr__(self, "stays", stays)
+        object.__setattr__(self, "follows", follows)
 
 
 def after(current: Protocol, transition: Transition) -> Protocol | None:

@@ -146,6 +146,8 @@ class Exchange:
         self.app = target.app
         if not self.request_id:
             self.request_id = os.urandom(8).hex().encode()
+        if service is not None or event is not None:  # set, not add: one of each reaches the app
+            self.headers = [h for h in self.headers if h[0].lower() not in (_SERVICE, _EVENT)]
         self.headers.append([b"X-Cocaine-Service", target.app.encode()])
         self.headers.append([b"X-Cocaine-Event", target.event.encode()])
         request = _pack([self.method, target.uri, self.version, self.headers, self.body])
@@ -173,6 +175,7 @@ class Exchange:
             channel = self.channel = conn.open(_ROOT, 0, [event], self._trace(), self)
             channel.send(0, [request])
             channel.send(2, [])
+            conn.flush_now()
         except CocaineError as exc:
             self.fail(exc)
 

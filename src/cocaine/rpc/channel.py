@@ -45,9 +45,10 @@ class Channel:
 
     def send(self, mtype: int, args: list[Any], headers: list[Header] | None = None) -> Message:
         """Send one message; raises DispatchError if it is not legal now, ConnectionLost if gone."""
-        message = self.state.on_send(mtype)
+        state = self.state
+        message = state.on_send(mtype)
         self.conn.send_frame(self.id, mtype, args, headers)
-        if self.state.closed:
+        if state.send is None and state.recv is None:
             self.conn.forget(self)
         return message
 

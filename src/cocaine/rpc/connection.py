@@ -186,8 +186,9 @@ class Connection(asyncio.Protocol):
     def _deliver(
         self, channel: Channel, mtype: int, args: list[Any], headers: list[Header]
     ) -> None:
-        message = channel.state.on_receive(mtype)
-        if channel.state.closed:
+        state = channel.state
+        message = state.on_receive(mtype)
+        if state.recv is None and state.send is None:
             self.channels.pop(channel.id, None)
         receiver = channel.receiver
         if receiver is not None:
@@ -254,6 +255,11 @@ class Connection(asyncio.Protocol):
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
 
+    def flush_now(self) -> None:
+        """Write what is buffered without waiting for the end of the batch."""
+        if self._wbuf:
+            self._flush()
+
     def _flush(self) -> None:
         self._flush_scheduled = False
         buf, self._wbuf = self._wbuf, []
@@ -266,6 +272,8 @@ class Connection(asyncio.Protocol):
         """Wait while the transport's write buffer is above its high-water mark."""
         if self.closed:
             raise self.error or ConnectionLost("connection is closed")
+        if self._wbuf:
+            self._flush()  # a caller that drains wants its bytes on the way now
         waiter = self._write_ready
         if waiter is not None and not waiter.done():
             await asyncio.shield(waiter)

@@ -18,6 +18,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from cocaine.errors import Category, CocaineError, Node
+from cocaine.errors import Slave as SlaveCode
 from cocaine.idl.worker import CLOSE, ERROR, INVOKE, WRITE
 from cocaine.protocol.graph import Message
 from cocaine.protocol.headers import Header
@@ -177,7 +178,13 @@ class WorkerSide:
         self.invocation.from_worker(_STREAM[message.alias], args)
 
     def on_abort(self, exc: CocaineError) -> None:
-        self.invocation.fail(exc)
+        self.invocation.fail(
+            CocaineError(
+                f"the worker died while handling the event ({exc.reason})",
+                Category.SLAVE,
+                SlaveCode.CONTROL_IPC_ERROR,
+            )
+        )
 
 
 def open_invoke(slave_conn: Any, invocation: Invocation) -> Channel:
