@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Mapping
@@ -48,6 +49,15 @@ H = TypeVar("H", bound=Handler)
 TERMINATE_NORMAL = 1
 # How long cancelled handlers get to unwind once the shutdown timeout has passed.
 _CANCEL_GRACE = 1.0
+
+
+def _heartbeat_interval() -> float:
+    """20 s, or a third of the runtime's heartbeat timeout when it tells us a shorter one."""
+    try:
+        timeout = float(os.environ.get("COCAINE_HEARTBEAT_TIMEOUT", "60"))
+    except ValueError:
+        timeout = 60.0
+    return max(0.05, min(20.0, timeout / 3))
 
 
 class WorkerState(Enum):
@@ -94,7 +104,7 @@ class Worker:
         endpoint: str | None = None,
         locator: str | None = None,
         *,
-        heartbeat_interval: float = 20.0,
+        heartbeat_interval: float | None = None,
         disown_timeout: float = 5.0,
         shutdown_timeout: float = 10.0,
         argv: list[str] | None = None,
@@ -105,7 +115,7 @@ class Worker:
         self.endpoint = endpoint or options.endpoint
         self.locator = locator or options.locator
         self.protocol = options.protocol
-        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_interval = heartbeat_interval or _heartbeat_interval()
         self.disown_timeout = disown_timeout
         self.shutdown_timeout = shutdown_timeout
         self.handlers: dict[str, Handler] = {}

@@ -66,6 +66,8 @@ class Engine:
         self.socket_path = socket_path
         self.locator = locator
         self.env = dict(env)
+        # Our worker framework heartbeats at a third of this (original workers use 20 s).
+        self.env["COCAINE_HEARTBEAT_TIMEOUT"] = str(profile.heartbeat_timeout)
         self.loop = asyncio.get_running_loop()
         self.queue: deque[Invocation] = deque()
         self.slaves: dict[str, Slave] = {}
