@@ -10,11 +10,10 @@ def echo(request, response):
 Worker().run({"ping": echo})
 """
 
+from cocaine.worker.http import http
 from cocaine.worker.logger import Logger
 from cocaine.worker.request import Request
 from cocaine.worker.response import Response
 from cocaine.worker.worker import Worker, WorkerState
 
-# TODO: export ``http`` (the HTTP handler decorator) once it exists.
-
-__all__ = ["Logger", "Request", "Response", "Worker", "WorkerState"]
+__all__ = ["Logger", "Request", "Response", "Worker", "WorkerState", "http"]
