@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 from typing import Any
 
 import msgpack
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 _ROOT = APP.root
 _packer = msgpack.Packer(use_bin_type=False, autoreset=True)
 _pack = _packer.pack
+_UNSAFE = re.compile(rb"[\r\n\0]")
 _SERVICE, _EVENT, _REQUEST_ID = b"x-cocaine-service", b"x-cocaine-event", b"x-request-id"
 
 
@@ -42,6 +44,27 @@ def status_for(error: CocaineError) -> int:
     if pair in ((Category.NODE, 1), (Category.NODE, 3)):
         return 504
     return 500
+
+
+def parse_head(chunk: Any) -> tuple[int, list[tuple[bytes, bytes]]]:
+    """The app's response head ``[code, [[name, value], …]]``; raises if it is not one.
+
+    A name or value holding CR, LF or NUL is refused: written out, it would split the response.
+    """
+    code, app_headers = msgpack.unpackb(chunk, raw=True) if isinstance(chunk, bytes) else chunk
+    code = int(code)
+    if not 100 <= code <= 999:
+        raise ValueError(f"status code {code} is out of range")
+    fields: list[tuple[bytes, bytes]] = []
+    for name, value in app_headers:
+        if isinstance(name, str):
+            name = name.encode("latin-1")
+        if not isinstance(value, bytes):
+            value = str(value).encode("latin-1")
+        if not name or _UNSAFE.search(name) or _UNSAFE.search(value):
+            raise ValueError(f"header {name!r} is not a valid header")
+        fields.append((name, value))
+    return code, fields
 
 
 class Bridge:
@@ -75,6 +98,7 @@ class Exchange:
     __slots__ = (
         "after",
         "app",
+        "bodiless",
         "body",
         "bridge",
         "channel",
@@ -117,6 +141,7 @@ class Exchange:
         self.after = b""
         self.head_sent = False
         self.chunked = False
+        self.bodiless = False
         self.proto11 = False
         self.channel: Any = None
         self.timer: asyncio.TimerHandle | None = None
@@ -216,22 +241,16 @@ class Exchange:
 
     def _head(self, chunk: Any) -> None:
         try:
-            code, app_headers = (
-                msgpack.unpackb(chunk, raw=True) if isinstance(chunk, bytes) else chunk
-            )
-            code = int(code)
-        except Exception:
+            code, fields = parse_head(chunk)
+        except Exception:  # whatever the app sent, it must not break the shared connection
             self.respond(500, b"the application sent a malformed response head")
             self._drop_channel()
             return
+        # HEAD and 1xx/204/304 responses never carry a body (RFC 9112 §6.3)
+        self.bodiless = self.method == b"HEAD" or code < 200 or code in (204, 304)
         lines = [b"HTTP/1.1 %d %s\r\n" % (code, reason(code))]
-        has_length = False
-        for item in app_headers:
-            name, value = item[0], item[1]
-            if isinstance(name, str):
-                name = name.encode("latin-1")
-            if not isinstance(value, bytes):
-                value = str(value).encode("latin-1")
+        has_length = self.bodiless
+        for name, value in fields:
             lname = name.lower()
             if lname == b"content-length":
                 has_length = True
@@ -259,6 +278,8 @@ class Exchange:
         self.conn.write(self, b"".join(lines))
 
     def _body(self, chunk: Any) -> None:
+        if self.bodiless:
+            return
         if not isinstance(chunk, bytes):
             chunk = str(chunk).encode()
         if self.chunked:
@@ -333,4 +354,4 @@ class Exchange:
             channel.receiver = None
 
 
-__all__ = ["Bridge", "Exchange", "status_for"]
+__all__ = ["Bridge", "Exchange", "parse_head", "status_for"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import httptools
@@ -76,6 +77,7 @@ class HttpConnection(asyncio.Protocol):
         self._paused = False
         self._out: list[bytes] = []
         self._loop = asyncio.get_running_loop()
+        self._on_lost: Callable[[], None] | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
@@ -89,6 +91,8 @@ class HttpConnection(asyncio.Protocol):
         for exchange in self.pipeline:
             exchange.cancel()
         self.pipeline.clear()
+        if self._on_lost is not None:
+            self._on_lost()
 
     def data_received(self, data: bytes) -> None:
         if self._rejected:
@@ -141,6 +145,23 @@ class HttpConnection(asyncio.Protocol):
                     too_big = False
                 if too_big:
                     self.reject(413, b"request body is too large")
+                    return
+        self._continue()
+
+    def _continue(self) -> None:
+        """Answer ``Expect: 100-continue`` so the client sends its body without a stall.
+
+        Only when no earlier response is pending: an interim response must not overtake them.
+        Otherwise the client sends the body anyway after its own short wait (RFC 9110 §10.1.1).
+        """
+        if self.pipeline or self._rejected or self.parser.get_http_version() != "1.1":
+            return
+        for name, value in self._headers:
+            if len(name) == 6 and name.lower() == b"expect" and value.lower() == b"100-continue":
+                if not self._out:
+                    self._loop.call_soon(self._flush)
+                self._out.append(b"HTTP/1.1 100 Continue\r\n\r\n")
+                return
 
     def on_message_complete(self) -> None:
         if self._rejected:
@@ -202,6 +223,9 @@ class HttpConnection(asyncio.Protocol):
                 if not head.keep_alive:
                     self.close()
                     return
+        if self._on_lost is not None and not pipeline:  # draining: nothing left in flight
+            self.close()
+            return
         if self._paused and len(pipeline) <= 16 and self.transport is not None:
             self._paused = False
             self.transport.resume_reading()
@@ -232,6 +256,12 @@ class HttpConnection(asyncio.Protocol):
 
     def idle(self) -> bool:
         return not self.pipeline
+
+    def drain(self, on_lost: Callable[[], None]) -> None:
+        """Close once the responses in flight are out (graceful stop); then call ``on_lost``."""
+        self._on_lost = on_lost
+        if not self.pipeline:
+            self.close()
 
 
 def header_block(headers: list[Any]) -> bytes:

@@ -61,14 +61,22 @@ class ProxyServer:
         """Stop accepting, let in-flight requests finish (bounded), then close everything."""
         if self._server is not None:
             self._server.close()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.drain_timeout
+        drained = asyncio.get_running_loop().create_future()
+
+        def lost() -> None:
+            if not self.connections and not drained.done():
+                drained.set_result(None)
+
         for conn in list(self.connections):
-            if conn.idle():
-                conn.close()
-        while any(not c.idle() for c in self.connections) and loop.time() < deadline:
-            # in-flight responses finish on their own; re-check as connections drain
-            await asyncio.sleep(0.05)
+            conn.drain(lost)  # idle ones close now, busy ones after their last response
+        if self.connections:
+            try:
+                async with asyncio.timeout(self.config.drain_timeout):
+                    await drained
+            except TimeoutError:
+                log.warning(
+                    "%d connections still busy after the drain timeout", len(self.connections)
+                )
         for conn in list(self.connections):
             conn.close()
         self.apps.close()
@@ -82,7 +90,9 @@ async def serve(config: ProxyConfig, ready_line: bool = True) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     if ready_line:
-        print(f"cocaine-proxy: ready on port {server.port}", file=sys.stderr, flush=True)
+        # one write, so the lines of processes sharing stderr (--count N) never interleave
+        sys.stderr.write(f"cocaine-proxy: ready on port {server.port}\n")
+        sys.stderr.flush()
     await stop.wait()
     await server.stop()
 
