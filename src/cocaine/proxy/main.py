@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -63,6 +64,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.locator = tuple(parse_endpoints(args.locator))
     except ValueError as exc:
         parser.error(f"--locator: {exc}")
+    for host, port in args.locator:
+        try:
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            parser.error(f"--locator: cannot resolve {host!r}: {exc.strerror}")
     return args
 
 

@@ -115,7 +115,7 @@ def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) ->
     try:
         config = msgspec.convert(data, Config, strict=True)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{path}: {_path_first(str(exc))}") from None
+        raise ConfigError(f"{path}: {_path_first(_name_keys(data, str(exc)))}") from None
     _apply(config, overrides)
     _check(config)
     return config
@@ -142,6 +142,44 @@ def _check(config: Config) -> None:
             raise ConfigError(f"$.network.shared: bad port range [{lo}, {hi}]")
     if config.limits.max_frame_size < 1024:
         raise ConfigError("$.limits.max-frame-size: must be at least 1024")
+
+
+def _name_keys(data: dict[str, Any], message: str) -> str:
+    """msgspec writes a map's value as ``[...]``; put the key of the bad value in its place.
+
+    Each ``[...]`` is resolved by converting the data again with that map cut down to one
+    entry at a time: the first entry that still fails is the bad one.
+    """
+    marker = "[...]"
+    head, sep, _ = message.partition(marker)
+    if not sep or "`$" not in head:
+        return message
+    where = head[head.rindex("`$") :] + marker  # e.g. `$.network.pinned[...]
+    keys = [k for k in where[2 : -len(marker)].split(".") if k]
+    node: Any = data
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    if not isinstance(node, dict):
+        return message
+    for key, value in node.items():
+        trial = _replace(data, keys, {key: value})
+        try:
+            msgspec.convert(trial, Config, strict=True)
+        except msgspec.ValidationError as exc:
+            if where not in str(exc):
+                continue  # this entry is fine; the error is elsewhere
+            named = str(exc).replace(where, where[: -len(marker)] + f".{key}", 1)
+            return _name_keys(trial, named)
+    return message
+
+
+def _replace(data: dict[str, Any], keys: list[str], value: Any) -> dict[str, Any]:
+    """A copy of ``data`` with the map at ``keys`` replaced by ``value``."""
+    if not keys:
+        return dict(value)
+    out = dict(data)
+    out[keys[0]] = _replace(data[keys[0]], keys[1:], value)
+    return out
 
 
 def _path_first(message: str) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -117,13 +119,7 @@ class _PortMapper:
 
     async def bind(self, actor: Actor, name: str) -> None:
         if name == "locator" or name in self.pinned:
-            port = self.pinned.get(name, 10053)
-            try:
-                await actor.start_tcp(self.host, port)
-            except OSError as exc:
-                raise OSError(
-                    exc.errno, f"cannot listen on port {port} for {name}: {exc.strerror}"
-                ) from None
+            await self._listen(actor, name, self.pinned.get(name, 10053))
             return
         while self.shared:
             port = self.shared.pop()
@@ -132,7 +128,21 @@ class _PortMapper:
                 return
             except OSError:
                 continue
-        await actor.start_tcp(self.host, 0)
+        await self._listen(actor, name, 0)
+
+    async def _listen(self, actor: Actor, name: str, port: int) -> None:
+        """Bind ``actor``; a failure names the service, the address and the reason."""
+        try:
+            await actor.start_tcp(self.host, port)
+        except OSError as exc:
+            where = f"{self.host or '*'}:{port}" if port else f"{self.host or '*'}"
+            # asyncio's bind errors repeat the address; the errno's own text is enough
+            code = exc.errno
+            if code is not None and code > 0 and not isinstance(exc, socket.gaierror):
+                reason = os.strerror(code)
+            else:
+                reason = exc.strerror or str(exc)
+            raise OSError(exc.errno, f"cannot listen on {where} for {name}: {reason}") from None
 
 
 __all__ = ["Runtime", "open_backend"]

@@ -230,9 +230,12 @@ class App:
         return report
 
     def dispatch(self) -> ServiceDispatch:
+        ctx = self.runtime.context
         return ServiceDispatch(
             APP,
             {"enqueue": self.enqueue, "info": lambda: self.info(1), "control": self.control},
+            guard=ctx.authorize if ctx is not None else None,
+            guarded=("control",),
         )
 
     def _worker_dispatch(self) -> _WorkerDispatch:

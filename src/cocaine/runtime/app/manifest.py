@@ -21,6 +21,15 @@ def parse_manifest(app: str, data: Any) -> Manifest:
         raise ConfigError(f"manifest of '{app}': must be a map, got {type(data).__name__}")
     if "slave" not in data:
         raise ConfigError(f"manifest of '{app}': $.slave: required field is missing")
+    environment = data.get("environment")
+    if isinstance(environment, dict):
+        for key, value in environment.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                bad = value if isinstance(key, str) else key
+                raise ConfigError(
+                    f"manifest of '{app}': $.environment.{key}: expected a string, "
+                    f"got {type(bad).__name__}"
+                )
     try:
         manifest = msgspec.convert(data, Manifest, strict=False)
     except msgspec.ValidationError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,17 @@ if TYPE_CHECKING:
     from cocaine.runtime.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+
+def _check_name(kind: str, value: str) -> None:
+    """A storage name that is also safe in file names, service names and log lines."""
+    check_name(kind, value)
+    if any(ord(c) < 0x20 or ord(c) in (0x7F, 0x85, 0x2028, 0x2029) for c in value):
+        raise CocaineError(
+            f"invalid {kind} name {value!r}: contains a control character",
+            Category.GENERIC,
+            errno.EINVAL,
+        )
 
 
 def _not_running(app: str) -> CocaineError:
@@ -54,8 +66,8 @@ class NodeService:
                 log.error("runlist '%s': %s", name, exc.reason)
 
     async def start_app(self, app: str, profile: str) -> None:
-        check_name("app", app)
-        check_name("profile", profile)
+        _check_name("app", app)
+        _check_name("profile", profile)
         existing = self.apps.get(app)
         if existing is not None and existing.state is not AppState.BROKEN:
             raise CocaineError(
