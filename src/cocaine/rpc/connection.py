@@ -278,6 +278,11 @@ class Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             await asyncio.shield(waiter)
 
+    @property
+    def write_ready(self) -> asyncio.Future[None] | None:
+        """Pending while the transport's write buffer is above its high-water mark."""
+        return self._write_ready
+
     def pause_reading(self) -> None:
         self._read_paused += 1
         if self._read_paused == 1 and self._transport is not None and not self.closed:

@@ -23,6 +23,7 @@ from cocaine.idl.worker import CLOSE, ERROR, INVOKE, WRITE
 from cocaine.protocol.graph import Message
 from cocaine.protocol.headers import Header
 from cocaine.rpc.channel import Channel
+from cocaine.rpc.connection import Connection
 
 if TYPE_CHECKING:
     from cocaine.runtime.app.slave import Slave
@@ -40,6 +41,7 @@ class Phase(Enum):
 class Invocation:
     __slots__ = (
         "_held",
+        "_holding",
         "_paused",
         "birth",
         "c2w_done",
@@ -71,6 +73,7 @@ class Invocation:
         self.w2c_done = False
         self._held: list[tuple[int, list[Any]]] = []
         self._paused = False
+        self._holding: Connection | None = None  # a worker connection paused for a slow client
         self.on_done: Any = None  # callable(invocation) set by the engine
 
     # -- client → runtime ---------------------------------------------------------------
@@ -117,7 +120,24 @@ class Invocation:
         client = self.client
         if client.can_send:
             client.send(mtype, args)
+            self._hold_worker_for_slow_client()
         self._maybe_done()
+
+    def _hold_worker_for_slow_client(self) -> None:
+        """Backpressure: while the client's transport is above its high-water mark, stop
+        reading the worker's connection, so the worker's own drain() holds its handler back."""
+        ready = self.client.conn.write_ready
+        worker = self.worker
+        if ready is None or ready.done() or self._holding is not None or worker is None:
+            return
+        held = self._holding = worker.conn
+        held.pause_reading()
+        ready.add_done_callback(lambda _: self._release_worker(held))
+
+    def _release_worker(self, held: Connection) -> None:
+        if self._holding is held:
+            self._holding = None
+            held.resume_reading()
 
     # -- ending ---------------------------------------------------------------------------
 
@@ -154,12 +174,20 @@ class Invocation:
         if self._paused:
             self._paused = False
             self.client.conn.resume_reading()
+        if self._holding is not None:
+            self._release_worker(self._holding)
         worker = self.worker
         if worker is not None:
-            worker.receiver = None
-            if worker.state.recv is not None or worker.state.send is not None:
-                worker.state.send = worker.state.recv = None
-                worker.conn.forget(worker)
+            if worker.state.recv is None:
+                worker.receiver = None
+                if worker.state.send is not None:
+                    worker.state.send = None
+                    worker.conn.forget(worker)
+            else:
+                # The worker may still write (it was just told error, or its client left):
+                # keep the channel so those frames stay legal, and drop them. The connection
+                # forgets the channel on the worker's own close or error.
+                worker.receiver = _DISCARD
         self.client.receiver = None
         on_done = self.on_done
         if on_done is not None:
@@ -185,6 +213,21 @@ class WorkerSide:
                 SlaveCode.CONTROL_IPC_ERROR,
             )
         )
+
+
+class _Discard:
+    """Receiver for a finished invocation's worker channel: the worker's late frames go nowhere."""
+
+    __slots__ = ()
+
+    def on_message(self, message: Message, args: list[Any], headers: list[Header]) -> None:
+        pass
+
+    def on_abort(self, exc: CocaineError) -> None:
+        pass
+
+
+_DISCARD = _Discard()
 
 
 def open_invoke(slave_conn: Any, invocation: Invocation) -> Channel:
