@@ -8,7 +8,9 @@ happens inside an app handler (simulated work), never in a test to wait for some
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -111,6 +113,14 @@ async def hang(request, response):
     await asyncio.sleep(5)  # far longer than the proxy's --timeout in the test
 
 
+async def flood(request, response):
+    await unpack(request)
+    head(response)
+    for _ in range(48):
+        response.write(b"x" * (1 << 20))
+        await response.drain()
+
+
 async def work(request, response):
     await unpack(request)
     await asyncio.sleep(0.02)  # simulated work
@@ -121,7 +131,7 @@ async def work(request, response):
 Worker().run({
     "echo": echo, "stream": stream, "sized": sized, "fail": fail, "silent": silent,
     "slow": slow, "fast": fast, "slowbody": slowbody, "hang": hang, "work": work,
-    "nocontent": nocontent, "badhead": badhead, "splithead": splithead,
+    "nocontent": nocontent, "flood": flood, "badhead": badhead, "splithead": splithead,
 })
 """
 
@@ -493,6 +503,30 @@ LOAD_PROFILE = {
     "terminate-timeout": 1,
     "seal-timeout": 1,
 }
+
+
+async def test_a_client_that_stops_reading_is_cut_off(
+    runtime: RuntimeProcess, proxies: Start
+) -> None:
+    """Replies share the proxy's connection to the app, so a client that does not read its
+    48 MiB reply is dropped once 4 MB wait for it; the proxy stays small and keeps serving."""
+    proxy = await web(runtime, proxies, "--max-output", "4000000")
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.setblocking(False)
+    await loop.sock_connect(sock, ("127.0.0.1", proxy.port))
+    await loop.sock_sendall(sock, request("GET", "/web/flood"))
+    line = await asyncio.to_thread(proxy.wait_for_log, "left .* reply bytes unread", 30)
+    assert "closing a client" in line
+    received = 0
+    with contextlib.suppress(ConnectionError):
+        while chunk := await asyncio.wait_for(loop.sock_recv(sock, 1 << 20), 10):
+            received += len(chunk)
+    sock.close()
+    assert received < 24 * (1 << 20)  # cut off long before the whole reply
+    assert (await get(proxy.port, "/ping")).status == 200
+    assert proxy.rss_mb() < 200
 
 
 async def _load(port: int, total: int, clients: int) -> list[int]:

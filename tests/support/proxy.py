@@ -94,6 +94,27 @@ class ProxyProcess:
         with self._changed:
             return "".join(self.lines[-40:])
 
+    def wait_for_log(self, pattern: str, timeout: float = 10.0) -> str:
+        """Block until a stderr line matches ``pattern``; return it."""
+        rx = re.compile(pattern)
+        with self._changed:
+            self._changed.wait_for(
+                lambda: self._eof or any(rx.search(x) for x in self.lines), timeout
+            )
+            for line in self.lines:
+                if rx.search(line):
+                    return line
+        raise AssertionError(f"no proxy log line matching {pattern!r}:\n{self.log}")
+
+    def rss_mb(self) -> float:
+        """Resident memory of the proxy process, in MiB."""
+        assert self.proc is not None
+        with open(f"/proc/{self.proc.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        raise AssertionError("no VmRSS")
+
     def terminate(self) -> None:
         """Send SIGTERM (a graceful stop) without waiting."""
         assert self.proc is not None

@@ -50,11 +50,19 @@ def reason(code: int) -> bytes:
 
 
 class Limits:
-    __slots__ = ("max_body", "max_header")
+    __slots__ = ("max_body", "max_header", "max_output")
 
-    def __init__(self, max_header: int = 64 * 1024, max_body: int = 16 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        max_header: int = 64 * 1024,
+        max_body: int = 16 * 1024 * 1024,
+        max_output: int = 32 * 1024 * 1024,
+    ) -> None:
         self.max_header = max_header
         self.max_body = max_body
+        # Reply bytes a client may leave unread before the proxy gives up on it: replies
+        # come over a connection shared with other clients, so they cannot wait for one.
+        self.max_output = max_output
 
 
 class HttpConnection(asyncio.Protocol):
@@ -196,8 +204,16 @@ class HttpConnection(asyncio.Protocol):
 
     def _flush(self) -> None:
         out, self._out = self._out, []
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(out[0] if len(out) == 1 else b"".join(out))
+            if transport.get_write_buffer_size() > self.limits.max_output:
+                log.warning(
+                    "closing a client that left %d reply bytes unread",
+                    transport.get_write_buffer_size(),
+                )
+                self.closing = True
+                transport.abort()
 
     def finished(self, exchange: Exchange, keep_alive: bool) -> None:
         """``exchange`` wrote its last byte; let the next ones through."""

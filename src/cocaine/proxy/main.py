@@ -52,6 +52,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=64 * 1024,
         help="largest request head in bytes (431 beyond; default 64 KiB)",
     )
+    parser.add_argument(
+        "--max-output",
+        type=int,
+        default=32 * 1024 * 1024,
+        help="reply bytes a client may leave unread before it is cut off (default 32 MiB)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     if not 0 <= args.port < 65536:
@@ -110,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         timeout=args.timeout,
         max_body=args.max_body,
         max_header=args.max_header,
+        max_output=args.max_output,
         reuse_port=reuse,
     )
     try:

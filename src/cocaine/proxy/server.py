@@ -28,6 +28,7 @@ class ProxyConfig:
     timeout: float = 30.0
     drain_timeout: float = 30.0
     max_header: int = 64 * 1024
+    max_output: int = 32 * 1024 * 1024
     max_body: int = 16 * 1024 * 1024
     max_frame_size: int = 64 * 1024 * 1024
     reuse_port: bool = False
@@ -45,7 +46,7 @@ class ProxyServer:
     async def start(self) -> None:
         config = self.config
         self.bridge = bridge = Bridge(self.apps, config.timeout)
-        limits = Limits(config.max_header, config.max_body)
+        limits = Limits(config.max_header, config.max_body, config.max_output)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: HttpConnection(bridge, limits, self.connections),
