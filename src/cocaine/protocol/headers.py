@@ -240,6 +240,8 @@ class HeaderDecoder:
             raise _hpack_error(f"frame headers must be an array, got {_kind(entries)}")
         if not entries:
             return []
+        if entries == _DEFAULT_TRACE_WIRE:  # what the runtime sends on almost every frame
+            return list(_DEFAULT_TRACE_DECODED)
         table = self._table
         headers: list[Header] = []
         try:
@@ -399,3 +401,12 @@ __all__ = [
     "trace_of",
     "unpack_u64",
 ]
+
+
+# The runtime's default headers as they arrive (strings decoded as bytes), and their decoding.
+_DEFAULT_TRACE_WIRE: list[object] = [
+    [False, name, _ZERO_U64] for name in (TRACE_ID, SPAN_ID, PARENT_ID)
+]
+_DEFAULT_TRACE_DECODED: tuple[Header, ...] = tuple(
+    (name, _ZERO_U64) for name in (TRACE_ID, SPAN_ID, PARENT_ID)
+)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
+import random
 import re
 from typing import Any
 
@@ -25,10 +25,12 @@ from cocaine.protocol.headers import Header, pack_u64
 from cocaine.proxy.apps import AppPool
 from cocaine.proxy.http import HttpConnection, reason
 from cocaine.proxy.routing import route
+from cocaine.rpc.deadlines import Deadlines
 
 log = logging.getLogger(__name__)
 
 _ROOT = APP.root
+_random_bits = random.getrandbits  # request ids need uniqueness, not secrecy
 _packer = msgpack.Packer(use_bin_type=False, autoreset=True)
 _pack = _packer.pack
 _UNSAFE = re.compile(rb"[\r\n\0]")
@@ -73,6 +75,9 @@ class Bridge:
         self.timeout = timeout
         self.loop = asyncio.get_running_loop()
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.deadlines: Deadlines[Exchange] = Deadlines(self.loop)
+        # The runtime drops an event still queued when the proxy would answer 504 anyway.
+        self.timeout_header: Header = (b"request_timeout", pack_u64(int(timeout * 1000)))
 
     def exchange(
         self,
@@ -113,6 +118,7 @@ class Exchange:
         "proto11",
         "request_id",
         "timer",
+        "trace",
         "url",
         "version",
     )
@@ -144,9 +150,10 @@ class Exchange:
         self.bodiless = False
         self.proto11 = False
         self.channel: Any = None
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: set[Exchange] | None = None  # the deadline bucket it waits in
         self.app = ""
         self.request_id = b""
+        self.trace: list[Header] = []
 
     # -- start ----------------------------------------------------------------------------
 
@@ -169,14 +176,21 @@ class Exchange:
             self.respond(404, b"Invalid url")
             return
         self.app = target.app
-        if not self.request_id:
-            self.request_id = os.urandom(8).hex().encode()
+        if self.request_id:
+            try:
+                trace_id = int(self.request_id[:16], 16)
+            except ValueError:
+                trace_id = _random_bits(64)
+        else:
+            trace_id = _random_bits(64)
+            self.request_id = b"%016x" % trace_id
+        self.trace = [self.bridge.timeout_header, (b"trace_id", pack_u64(trace_id))]
         if service is not None or event is not None:  # set, not add: one of each reaches the app
             self.headers = [h for h in self.headers if h[0].lower() not in (_SERVICE, _EVENT)]
         self.headers.append([b"X-Cocaine-Service", target.app.encode()])
         self.headers.append([b"X-Cocaine-Event", target.event.encode()])
         request = _pack([self.method, target.uri, self.version, self.headers, self.body])
-        self.timer = self.bridge.loop.call_later(self.bridge.timeout, self._timed_out)
+        self.timer = self.bridge.deadlines.add(self, self.bridge.loop.time() + self.bridge.timeout)
         conn = self.bridge.apps.get_nowait(target.app)
         if conn is not None:
             self._send(conn, target.event, request)
@@ -197,22 +211,11 @@ class Exchange:
 
     def _send(self, conn: Any, event: str, request: bytes) -> None:
         try:
-            channel = self.channel = conn.open(_ROOT, 0, [event], self._trace(), self)
+            channel = self.channel = conn.open(_ROOT, 0, [event], self.trace, self)
             channel.send(0, [request])
             channel.send(2, [])
-            conn.flush_now()
         except CocaineError as exc:
             self.fail(exc)
-
-    def _trace(self) -> list[Header]:
-        headers: list[Header] = [
-            (b"request_timeout", pack_u64(int(self.bridge.timeout * 1000))),
-        ]
-        try:
-            headers.append((b"trace_id", pack_u64(int(self.request_id[:16], 16))))
-        except ValueError:
-            pass
-        return headers
 
     # -- replies from the app -------------------------------------------------------------
 
@@ -325,7 +328,8 @@ class Exchange:
             self._complete()
         self._drop_channel()
 
-    def _timed_out(self) -> None:
+    def expire(self) -> None:
+        """The proxy's own deadline passed (the runtime normally answers first)."""
         self.timer = None
         self.fail(CocaineError("the request timed out", Category.NODE, 3))
 
@@ -337,7 +341,7 @@ class Exchange:
     def _complete(self) -> None:
         self.done = True
         if self.timer is not None:
-            self.timer.cancel()
+            self.timer.discard(self)
             self.timer = None
         if self.after:
             self.conn.write(self, self.after)
@@ -347,7 +351,7 @@ class Exchange:
         """The HTTP client went away."""
         self.done = True
         if self.timer is not None:
-            self.timer.cancel()
+            self.timer.discard(self)
             self.timer = None
         channel = self.channel
         if channel is not None:

@@ -51,6 +51,7 @@ from cocaine.rpc.channel import Channel, Receiver
 log = logging.getLogger(__name__)
 
 _PACKED_DEFAULT_TRACE = pack(DEFAULT_TRACE_ENTRIES)
+FLUSH_FRAMES = 12  # frames buffered before a write goes out mid-batch (bench/: 12 is best)
 _CONTROL = set(CONTROL_IDS.values())
 
 
@@ -250,8 +251,13 @@ class Connection(asyncio.Protocol):
         self.write_raw(data)
 
     def write_raw(self, data: bytes) -> None:
-        self._wbuf.append(data)
-        if not self._batching and not self._flush_scheduled:
+        buf = self._wbuf
+        buf.append(data)
+        if len(buf) >= FLUSH_FRAMES:
+            # Don't hold a whole batch back: the peer starts on the first frames while we
+            # produce the rest, so the processes of a request path work in parallel.
+            self._flush()
+        elif not self._batching and not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
 
@@ -272,8 +278,6 @@ class Connection(asyncio.Protocol):
         """Wait while the transport's write buffer is above its high-water mark."""
         if self.closed:
             raise self.error or ConnectionLost("connection is closed")
-        if self._wbuf:
-            self._flush()  # a caller that drains wants its bytes on the way now
         waiter = self._write_ready
         if waiter is not None and not waiter.done():
             await asyncio.shield(waiter)

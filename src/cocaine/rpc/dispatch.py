@@ -91,10 +91,17 @@ class ServiceDispatch:
                 self._mute[mid] = fn
             else:
                 self._open[mid] = fn
+        # The hot path: a stream opener with no guard is called straight away.
+        self._direct: dict[Message, Opener] = {
+            interface.root[mid]: fn for mid, fn in self._open.items() if mid not in self._guarded
+        }
 
     def open(
         self, channel: Channel, message: Message, args: list[Any], headers: list[Header]
     ) -> Receiver | None:
+        direct = self._direct.get(message)
+        if direct is not None:
+            return direct(channel, args, headers)
         mid = self.root.id_of(message.alias)
         try:
             if self._guard is not None and mid in self._guarded:

@@ -31,6 +31,7 @@ from cocaine.errors import Category, CocaineError, Overseer, app_stopped, queue_
 from cocaine.errors import Slave as SlaveCode
 from cocaine.protocol.headers import Header, request_timeout
 from cocaine.rpc.channel import Channel
+from cocaine.rpc.deadlines import Deadlines
 from cocaine.runtime.app.crashlog import store_crashlog
 from cocaine.runtime.app.invocation import Invocation, Phase
 from cocaine.runtime.app.manifest import Manifest
@@ -69,6 +70,7 @@ class Engine:
         # Our worker framework heartbeats at a third of this (original workers use 20 s).
         self.env["COCAINE_HEARTBEAT_TIMEOUT"] = str(profile.heartbeat_timeout)
         self.loop = asyncio.get_running_loop()
+        self.deadlines: Deadlines[Invocation] = Deadlines(self.loop)
         self.queue: deque[Invocation] = deque()
         self.slaves: dict[str, Slave] = {}
         self.manual_target = 0
@@ -97,7 +99,7 @@ class Engine:
         slave = None if self.queue else self._pick()
         if slave is not None:
             self.accepted += 1
-            invocation.timer = self.loop.call_at(invocation.deadline, invocation.expire)
+            invocation.timer = self.deadlines.add(invocation, invocation.deadline)
             slave.inject(invocation)
             return invocation if invocation.phase is not Phase.DONE else None
         if self._queue_full():
@@ -106,7 +108,7 @@ class Engine:
             return None
         self.accepted += 1
         self.queue.append(invocation)
-        invocation.timer = self.loop.call_at(invocation.deadline, invocation.expire)
+        invocation.timer = self.deadlines.add(invocation, invocation.deadline)
         self.rebalance()
         return invocation
 
@@ -327,6 +329,7 @@ class Engine:
                 await asyncio.wait(pending, timeout=10)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
+        self.deadlines.close()
 
     # -- report ---------------------------------------------------------------------------
 

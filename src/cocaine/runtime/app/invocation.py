@@ -13,7 +13,6 @@ invocation is done when both have, or when it fails (deadline, worker death, app
 
 from __future__ import annotations
 
-import asyncio
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -68,7 +67,7 @@ class Invocation:
         self.phase = Phase.QUEUED
         self.worker: Channel | None = None
         self.slave: Slave | None = None
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: set[Invocation] | None = None  # the deadline bucket it waits in
         self.c2w_done = False
         self.w2c_done = False
         self._held: list[tuple[int, list[Any]]] = []
@@ -169,7 +168,7 @@ class Invocation:
             return
         self.phase = Phase.DONE
         if self.timer is not None:
-            self.timer.cancel()
+            self.timer.discard(self)
             self.timer = None
         if self._paused:
             self._paused = False
