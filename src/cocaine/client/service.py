@@ -56,6 +56,7 @@ class Service:
         self.version: int | None = None
         self.endpoints: list[Endpoint] = []
         self._known: Interface | None = None
+        self._methods: dict[str, tuple[int, str, Type | None]] = {}
 
     # -- connecting -------------------------------------------------------------------------
 
@@ -85,8 +86,8 @@ class Service:
                 LOCATOR.root,
             )
         elif self._fixed is not None:
-            known = BUILTIN.get(self.name, APP)
-            endpoints, version, root = self._fixed, known.version, known.root
+            fixed = BUILTIN.get(self.name, APP)
+            endpoints, version, root = self._fixed, fixed.version, fixed.root
         else:
             endpoints, version, graph = await resolve(self.name, self._locator, self._headers)
             try:
@@ -105,22 +106,28 @@ class Service:
                 f"service '{self.name}' is unreachable: " + "; ".join(errors or ["no endpoints"])
             )
         self.endpoints, self.version, self.root = list(endpoints), version, root
-        self._known = _known_interface(self.name, root)
+        known = self._known = _known_interface(self.name, root)
+        # Per method, once: (id, reply shape, reply type) — the call path only looks it up.
+        self._methods = {
+            m.alias: (mid, kind(m.upstream), _returns(known, mid))
+            for mid, m in root.messages.items()
+        }
 
     # -- calling ----------------------------------------------------------------------------
 
     async def call(self, alias: str, *args: Any, headers: list[Header] | None = None) -> Any:
         """Send ``alias(*args)``; return the value, ``None`` (mute) or a :class:`Stream`."""
-        await self.connect()
-        conn, root = self._conn, self.root
+        conn = self._conn
+        if conn is None or conn.closed:
+            await self.connect()
+            conn = self._conn
+        root = self.root
         assert conn is not None and root is not None
-        mid = root.by_alias.get(alias)
-        if mid is None:
+        method = self._methods.get(alias)
+        if method is None:
             raise ServiceError(f"service '{self.name}' has no method '{alias}'", 7, 5)
-        message = root[mid]
-        shape = kind(message.upstream)
+        mid, shape, returns = method
         hdrs = self._headers + headers if headers else self._headers
-        returns = self._returns(mid)
         if shape == "void":
             conn.open(root, mid, list(args), hdrs or None)
             return None
@@ -133,12 +140,6 @@ class Service:
             value = unwrap_value(values)
             return returns(value) if returns is not None else value
         return Stream(channel, inbox, returns)
-
-    def _returns(self, mid: int) -> Type | None:
-        known = self._known
-        if known is None or mid not in known.root:
-            return None
-        return known.root[mid].returns
 
     def __getattr__(self, alias: str) -> Callable[..., Coroutine[Any, Any, Any]]:
         if alias.startswith("_"):
@@ -171,6 +172,12 @@ class Service:
     def __repr__(self) -> str:
         where = ", ".join(format_endpoint(e) for e in self.endpoints) or "unresolved"
         return f"<Service {self.name} at {where}>"
+
+
+def _returns(known: Interface | None, mid: int) -> Type | None:
+    if known is None or mid not in known.root:
+        return None
+    return known.root[mid].returns
 
 
 def _known_interface(name: str, root: Protocol) -> Interface | None:
