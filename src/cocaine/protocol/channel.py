@@ -37,13 +37,15 @@ class ChannelState:
 
     @classmethod
     def opened_by_us(cls, root: Protocol, mtype: int) -> tuple[ChannelState, Message]:
-        message = _lookup(root, mtype, "send")
-        return cls(after(root, message.dispatch), after(root, message.upstream)), message
+        message = root.messages.get(mtype) or _lookup(root, mtype, "send")
+        send = root if message.stays else message.follows
+        return cls(send, after(root, message.upstream)), message
 
     @classmethod
     def opened_by_peer(cls, root: Protocol, mtype: int) -> tuple[ChannelState, Message]:
-        message = _lookup(root, mtype, "receive")
-        return cls(after(root, message.upstream), after(root, message.dispatch)), message
+        message = root.messages.get(mtype) or _lookup(root, mtype, "receive")
+        recv = root if message.stays else message.follows
+        return cls(after(root, message.upstream), recv), message
 
     @property
     def phase(self) -> ChannelPhase:

@@ -29,7 +29,21 @@ class Frame(NamedTuple):
     headers: list[Any]
 
 
-def _check(obj: Any) -> Frame:
+RawFrame = tuple[int, int, list[Any], list[Any]]
+
+
+def _check(obj: Any) -> RawFrame:
+    if type(obj) is list and len(obj) == 4:  # the common shape, checked inline
+        channel, mtype, args, headers = obj
+        if (
+            type(channel) is int
+            and type(mtype) is int
+            and channel >= 0
+            and mtype >= 0
+            and type(args) is list
+            and type(headers) is list
+        ):
+            return (channel, mtype, args, headers)
     if not isinstance(obj, list) or len(obj) < 3:
         raise TransportError(
             "a frame must be an array of 3 or 4 elements", code=Transport.FRAME_FORMAT
@@ -42,7 +56,7 @@ def _check(obj: Any) -> Frame:
     headers = obj[3] if len(obj) > 3 else []
     if not isinstance(headers, list):
         raise TransportError("frame headers must be an array")
-    return Frame(channel, mtype, args, headers)
+    return (channel, mtype, args, headers)
 
 
 class FrameDecoder:
@@ -74,6 +88,11 @@ class FrameDecoder:
         return len(self._tail)
 
     def feed(self, data: bytes) -> list[Frame]:
+        """Whole frames from ``data`` (and what came before it), as :class:`Frame` tuples."""
+        return [Frame._make(frame) for frame in self.feed_raw(data)]
+
+    def feed_raw(self, data: bytes) -> list[RawFrame]:
+        """As :meth:`feed`, as plain tuples ``(channel, type, args, headers)``: the hot path."""
         if self._error is not None:
             raise self._error
         try:
@@ -89,18 +108,19 @@ class FrameDecoder:
             self._error = TransportError(f"malformed msgpack: {exc!r}", code=Transport.PARSE)
         raise self._error
 
-    def _feed(self, data: bytes) -> list[Frame]:
+    def _feed(self, data: bytes) -> list[RawFrame]:
         unpacker = self._unpacker
         unpacker.feed(data)
         self._fed += len(data)
         frames = []
         limit = self.max_frame_size
+        frame_end = self._frame_end
         for obj in unpacker:
             end = unpacker.tell()
-            if end - self._frame_end > limit:
+            if end - frame_end > limit:
                 raise _too_large(limit)
             frames.append(_check(obj))
-            self._frame_end = end
+            frame_end = self._frame_end = end
         remaining = self._fed - self._frame_end
         if remaining > limit:
             raise _too_large(limit)
@@ -257,6 +277,7 @@ __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
     "Frame",
     "FrameDecoder",
+    "RawFrame",
     "encode_frame",
     "encode_frame3",
     "encode_frame_packed_headers",

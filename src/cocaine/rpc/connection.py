@@ -114,7 +114,7 @@ class Connection(asyncio.Protocol):
             return
         self._batching = True
         try:
-            for frame in self._decoder.feed(data):
+            for frame in self._decoder.feed_raw(data):
                 cid, mtype, args, headers = frame
                 hdrs = self._hdecoder.decode(headers) if headers else []
                 channel = self.channels.get(cid)
