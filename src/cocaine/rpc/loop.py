@@ -14,6 +14,7 @@ def run_loop(main: Coroutine[Any, Any, T]) -> T:
     # Servers allocate many short-lived objects per request and few cycles: collect the
     # youngest generation less often.
     gc.set_threshold(20_000, 20, 20)
+    gc.freeze()  # what start-up imported stays out of every later collection
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
