@@ -248,3 +248,62 @@ async def test_event_expires_in_the_queue(runtime: RuntimeProcess, tmp_path: Pat
     # FIFO on one worker: had the victim been delivered, it would come before the mark
     assert await call(runtime.locator, "busy", "mark") == [b"quick"]
     assert read_lines(events) == ["gated", "mark"]
+
+
+GARBAGE_AFTER_HANDSHAKE = """
+import socket
+import sys
+import time
+
+import msgpack
+
+args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+sock.connect(args["--endpoint"])
+sock.sendall(msgpack.packb([1, 0, [args["--uuid"]]]))
+sock.recv(65536)  # wait for the first invoke
+print("garbage: answering an invoke with bytes that are not msgpack frames", flush=True)
+sock.sendall(b"\\xc1\\xc1 this is not a frame")
+time.sleep(60)
+"""
+
+EXITS_AFTER_HANDSHAKE = """
+import socket
+import sys
+
+import msgpack
+
+args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+sock.connect(args["--endpoint"])
+sock.sendall(msgpack.packb([1, 0, [args["--uuid"]]]))
+sock.recv(65536)  # wait for the first invoke
+print("exits-after-handshake: status 4", flush=True)
+sys.exit(4)
+"""
+
+
+@pytest.mark.parametrize(
+    ("source", "marker"),
+    [
+        (GARBAGE_AFTER_HANDSHAKE, "garbage: answering an invoke"),
+        (EXITS_AFTER_HANDSHAKE, "exits-after-handshake: status 4"),
+    ],
+    ids=["garbage-on-the-socket", "exit-after-handshake"],
+)
+async def test_a_worker_breaking_its_connection_fails_only_its_events(
+    runtime: RuntimeProcess, source: str, marker: str
+) -> None:
+    """Garbage on the worker socket or an exit right after the handshake: the event gets a
+    slave error long before any heartbeat timeout, and the worker's last lines are kept."""
+    profile = {"pool-limit": 1, "heartbeat-timeout": 30}
+    await deploy(runtime.locator, "broken", source, profile)
+    with pytest.raises(ServiceError) as info:
+        await call(runtime.locator, "broken", "anything", b"x", timeout=5)
+    assert info.value.category == SLAVE
+    [key] = await wait_until(lambda: _crashlogs(runtime.locator, "broken"), 5, "a crashlog")
+    lines = await _read_crashlog(runtime.locator, key)
+    assert any(marker in line for line in lines), lines
+    # the app is not broken: it keeps trying (with backoff), it can still run
+    report = await app_info(runtime.locator, "broken")
+    assert report["state"] == "running"

@@ -1,7 +1,7 @@
 """Load on a real runtime: a soak at 64 requests in flight, a burst into a full queue, a stalled
 client.
 
-The soak runs for ``COCAINE_SOAK_SECONDS`` (default 45) against an echo app. Every request
+The soak runs for ``COCAINE_SOAK_SECONDS`` (default 60) against an echo app. Every request
 carries a unique id and the reply must be exactly that id, so a lost, duplicated or crossed
 reply shows up as a set difference. The runtime's resident memory is read from
 ``/proc/<pid>/status`` after a warm-up and at the end; it must not keep growing. ``scripts/soak``
@@ -75,7 +75,7 @@ async def main(locator):
 asyncio.run(main(sys.argv[1]))
 """
 
-SOAK_SECONDS = float(os.environ.get("COCAINE_SOAK_SECONDS", "45"))
+SOAK_SECONDS = float(os.environ.get("COCAINE_SOAK_SECONDS", "60"))
 IN_FLIGHT = 64
 CONNECTIONS = 8
 WARM_UP = min(5.0, SOAK_SECONDS / 5)
