@@ -11,9 +11,6 @@ T = TypeVar("T")
 
 
 def run_loop(main: Coroutine[Any, Any, T]) -> T:
-    # Servers allocate many short-lived objects per request and few cycles: collect the
-    # youngest generation less often.
-    gc.set_threshold(20_000, 20, 20)
     gc.freeze()  # what start-up imported stays out of every later collection
     try:
         import uvloop

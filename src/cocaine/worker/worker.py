@@ -25,7 +25,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar, overload
@@ -36,6 +36,7 @@ from cocaine.protocol.graph import Message
 from cocaine.protocol.headers import Header
 from cocaine.rpc.channel import Channel, Inbox, Receiver
 from cocaine.rpc.connection import Connection, connect_unix
+from cocaine.rpc.loop import run_loop
 from cocaine.worker.handlers import Handler, invoke
 from cocaine.worker.options import WorkerOptions, export_locator
 from cocaine.worker.request import Request
@@ -157,7 +158,7 @@ class Worker:
         disowned, lost its connection or could not connect.
         """
         try:
-            status = _run(self.serve(handlers))
+            status = run_loop(self.serve(handlers))
         except CocaineError as exc:
             print(f"worker {self.app}: {exc.reason}", file=sys.stderr)
             status = 1
@@ -342,19 +343,6 @@ def _install_signals(loop: asyncio.AbstractEventLoop, callback: Callable[[int], 
             continue
         installed.append(signum)
     return installed
-
-
-T = TypeVar("T")
-
-
-def _run(main: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run`` on uvloop when it is installed."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(main)
 
 
 __all__ = ["TERMINATE_NORMAL", "StopReason", "Worker", "WorkerState"]
