@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cocaine.errors import Category, CocaineError, Overseer, app_stopped, queue_is_full
+from cocaine.errors import Category, CocaineError, app_stopped, queue_is_full
 from cocaine.errors import Slave as SlaveCode
 from cocaine.protocol.headers import Header, request_timeout
 from cocaine.rpc.channel import Channel
@@ -376,4 +376,3 @@ def worker_environment(manifest: Manifest) -> dict[str, str]:
 
 
 __all__ = ["Engine", "worker_environment"]
-_ = (Category, CocaineError, Overseer)
