@@ -12,11 +12,8 @@ import http.client
 import io
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +24,7 @@ from PIL import Image
 from cocaine.client import Service
 from cocaine.errors import EndOfStream, ServiceError
 from support.processes import RuntimeProcess
+from support.proxy import ProxyProcess
 
 BIN = Path(sys.executable).parent
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -63,76 +61,31 @@ def qr_app(runtime: RuntimeProcess, tmp_path: Path) -> None:
     tool(runtime, "app", "start", "--name", "qr", "--profile", "profile@test")
 
 
-class ProxyProcess:
-    """A real ``cocaine-proxy`` on an ephemeral loopback port, ready once it says so."""
-
-    READY = re.compile(r"cocaine-proxy: ready on port (\d+)")
-
-    def __init__(self, locator: str) -> None:
-        self.locator = locator
-        self.port = 0
-        self.lines: list[str] = []
-        self._ready = threading.Event()
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self, timeout: float = DEADLINE) -> None:
-        self.proc = subprocess.Popen(
-            [
-                str(BIN / "cocaine-proxy"),
-                *("--host", "127.0.0.1", "--port", "0", "--locator", self.locator),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
-        if not self._ready.wait(timeout) or not self.port:
-            self.stop()
-            raise RuntimeError("cocaine-proxy did not become ready:\n" + "".join(self.lines))
-
-    def _read(self, proc: subprocess.Popen[str]) -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            self.lines.append(line)
-            match = self.READY.search(line)
-            if match:
-                self.port = int(match.group(1))
-                self._ready.set()
-        self._ready.set()  # it exited: stop waiting (port stays 0)
-
-    def stop(self, timeout: float = DEADLINE) -> None:
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-    def get(
-        self, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
-    ) -> tuple[int, dict[str, str], bytes]:
-        """One request (GET, or POST with ``body``): status, lower-cased headers, body."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=DEADLINE)
-        try:
-            conn.request("GET" if body is None else "POST", path, body, headers or {})
-            response = conn.getresponse()
-            data = response.read()
-            return response.status, {k.lower(): v for k, v in response.getheaders()}, data
-        finally:
-            conn.close()
+def fetch(
+    proxy: ProxyProcess,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    """One request (GET, or POST with ``body``): status, lower-cased headers, body."""
+    conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=DEADLINE)
+    try:
+        conn.request("GET" if body is None else "POST", path, body, headers or {})
+        response = conn.getresponse()
+        data = response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+    finally:
+        conn.close()
 
 
 @pytest.fixture
 def proxy(runtime: RuntimeProcess, qr_app: None) -> Iterator[ProxyProcess]:
-    proc = ProxyProcess(runtime.locator)
-    proc.start()
+    proc = ProxyProcess(runtime.locator).start()
     try:
         yield proc
     finally:
         proc.stop()
+        proc.kill()
 
 
 async def generate(runtime: RuntimeProcess, message: object, size: object) -> list[bytes]:
@@ -250,18 +203,19 @@ def test_the_example_client_saves_qr_png(
 
 
 def test_http_generate_through_the_proxy(runtime: RuntimeProcess, proxy: ProxyProcess) -> None:
-    status, headers, body = proxy.get("/qr/generate-http?message=Hello%20World!&size=10")
+    status, headers, body = fetch(proxy, "/qr/generate-http?message=Hello%20World!&size=10")
     assert status == 200, body
     assert headers["content-type"] == "image/png"
     assert headers["x-cocaine-application"] == "qr"
     assert png(body).width % 10 == 0
     assert asyncio.run(stored(runtime, "Hello World!size=10")) == body
 
-    status, headers, body = proxy.get("/qr/generate-http?message=Hello&size=4")
+    status, headers, body = fetch(proxy, "/qr/generate-http?message=Hello&size=4")
     assert status == 200 and png(body).width % 4 == 0
 
     # A form body works as well as the query string.
-    status, headers, body = proxy.get(
+    status, headers, body = fetch(
+        proxy,
         "/qr/generate-http",
         body=b"message=from+a+form&size=3",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
@@ -282,7 +236,7 @@ def test_http_generate_through_the_proxy(runtime: RuntimeProcess, proxy: ProxyPr
 def test_http_bad_requests_get_400_with_the_reason(
     proxy: ProxyProcess, query: str, reason: bytes
 ) -> None:
-    status, headers, body = proxy.get(f"/qr/generate-http{query}")
+    status, headers, body = fetch(proxy, f"/qr/generate-http{query}")
     assert status == 400
     assert headers["content-type"] == "text/plain"
     assert body == reason
