@@ -50,7 +50,7 @@ class Runtime:
     async def start(self) -> None:
         config = self.config
         for d in (config.state_dir, config.runtime_dir, config.spool_dir):
-            d.mkdir(parents=True, exist_ok=True)
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)  # sockets and data: ours alone
         backend = await open_backend(config)
         ctx = self.context = Context(config=config, storage=backend)
         if config.uuid:

@@ -11,6 +11,7 @@ starts the unix socket workers connect to, and publishes ``<app>`` (enqueue / in
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import logging
@@ -82,10 +83,17 @@ class App:
         self.worker_actor: Actor | None = None
         self.published = False
         self.started = time.monotonic()
+        # start and stop never interleave: a stop asked for while spooling waits for the
+        # start to finish, so nothing it publishes outlives the stop
+        self._lifecycle = asyncio.Lock()
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
+        async with self._lifecycle:
+            await self._start_locked()
+
+    async def _start_locked(self) -> None:
         self.state = AppState.SPOOLING
         try:
             await self._start()
@@ -177,8 +185,9 @@ class App:
         return str(short / f"{digest}.{os.getpid()}")
 
     async def stop(self) -> None:
-        await self._teardown()
-        self.state = AppState.STOPPED
+        async with self._lifecycle:
+            await self._teardown()
+            self.state = AppState.STOPPED
 
     async def _teardown(self) -> None:
         # Order: stop taking clients, drain the engine (in-flight replies still reach their
