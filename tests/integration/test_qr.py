@@ -11,7 +11,6 @@ import asyncio
 import http.client
 import io
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,28 +24,11 @@ from cocaine.client import Service
 from cocaine.errors import EndOfStream, ServiceError
 from support.processes import RuntimeProcess
 from support.proxy import ProxyProcess
+from support.tool import tool, tool_env
 
-BIN = Path(sys.executable).parent
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DEADLINE = 30.0
 MESSAGE = "What is best in life?"
-
-
-def env_for(runtime: RuntimeProcess) -> dict[str, str]:
-    return {**os.environ, "COCAINE_LOCATOR": runtime.locator, "COCAINE_TOKEN": ""}
-
-
-def tool(runtime: RuntimeProcess, *args: str, cwd: Path | None = None) -> str:
-    done = subprocess.run(
-        [str(BIN / "cocaine-tool"), *args],
-        cwd=cwd,
-        env=env_for(runtime),
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE,
-    )
-    assert done.returncode == 0, f"cocaine-tool {' '.join(args)}:\n{done.stdout}{done.stderr}"
-    return done.stdout
 
 
 @pytest.fixture
@@ -189,7 +171,7 @@ def test_the_example_client_saves_qr_png(
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / "clients" / "qr_client.py")],
         cwd=out,
-        env=env_for(runtime),
+        env=tool_env(runtime),
         capture_output=True,
         text=True,
         timeout=DEADLINE,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -26,8 +25,8 @@ import pytest
 from cocaine.client import Service
 from cocaine.errors import EndOfStream, ServiceError
 from support.processes import RuntimeProcess
+from support.tool import tool, tool_env
 
-BIN = Path(sys.executable).parent
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DEADLINE = 30.0
 
@@ -45,24 +44,6 @@ def ping(request, response):
 
 Worker().run({"ping": ping})
 """
-
-
-def tool_env(runtime: RuntimeProcess) -> dict[str, str]:
-    return {**os.environ, "COCAINE_LOCATOR": runtime.locator, "COCAINE_TOKEN": ""}
-
-
-def tool(runtime: RuntimeProcess, *args: str, cwd: Path | None = None) -> str:
-    """Run ``cocaine-tool ARGS`` (killed past the deadline); return its stdout."""
-    done = subprocess.run(
-        [str(BIN / "cocaine-tool"), *args],
-        cwd=cwd,
-        env=tool_env(runtime),
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE,
-    )
-    assert done.returncode == 0, f"cocaine-tool {' '.join(args)}:\n{done.stdout}{done.stderr}"
-    return done.stdout
 
 
 @pytest.fixture
