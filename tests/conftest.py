@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,33 @@ from typing import Any
 import pytest
 
 from support.processes import RuntimeProcess
+
+SRC = Path(__file__).resolve().parent.parent / "src"
+
+
+def _compiled_state() -> str:
+    """'pure', 'compiled', or why the compiled extensions cannot be trusted."""
+    extensions = list((SRC / "cocaine").rglob("*.so"))
+    if not extensions:
+        return "pure"
+    stamp = SRC / ".compiled"
+    if not stamp.exists():
+        return "stale: extensions without a build stamp"
+    for line in stamp.read_text().splitlines()[1:]:
+        digest, _, name = line.partition("  ")
+        if hashlib.sha1((SRC / name).read_bytes()).hexdigest() != digest:
+            return f"stale: {name} changed since it was compiled"
+    return "compiled"
+
+
+def pytest_report_header() -> str:
+    return f"cocaine request path: {_compiled_state()}"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    state = _compiled_state()
+    if state.startswith("stale"):
+        pytest.exit(f"compiled extensions are {state}: run scripts/compile (or --pure)", 2)
 
 
 @pytest.hookimpl(tryfirst=True)

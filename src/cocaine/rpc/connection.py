@@ -287,6 +287,12 @@ class Connection(asyncio.Protocol):
         """Pending while the transport's write buffer is above its high-water mark."""
         return self._write_ready
 
+    @property
+    def reading(self) -> bool:
+        """Whether the socket is being read (false while a receiver holds it paused)."""
+        transport = self._transport
+        return transport is not None and transport.is_reading()
+
     def pause_reading(self) -> None:
         self._read_paused += 1
         if self._read_paused == 1 and self._transport is not None and not self.closed:

@@ -3,8 +3,9 @@
 Handlers are chosen by the shape of each message in the interface:
 
 * a one-shot call with a ``value``/``error`` reply: a function returning the value (a tuple
-  becomes several value args, ``None`` none); ``async`` functions run as tasks owned by the
-  connection, plain functions inline. A raised :class:`CocaineError` becomes the ``error`` reply.
+  becomes several value args, ``None`` none). An ``async`` function, or one that returns an
+  awaitable, runs as a task owned by the connection. A raised :class:`CocaineError` becomes
+  the ``error`` reply.
 * a mute call (no reply, e.g. ``logging.emit``): a function whose result is ignored;
 * anything else (streams): an *opener* ``open(channel, args, headers) -> Receiver | None``.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 from cocaine.errors import CocaineError
@@ -38,7 +39,10 @@ class _Unary:
     def __init__(self, fn: Callable[..., Any]) -> None:
         self.fn = fn
         self.is_async = inspect.iscoroutinefunction(fn)
-        self.wants_headers = "headers" in inspect.signature(fn).parameters
+        try:
+            self.wants_headers = "headers" in inspect.signature(fn).parameters
+        except (TypeError, ValueError):  # a compiled function may not tell its signature
+            self.wants_headers = False
 
 
 def _reply(channel: Channel, result: Any) -> None:
@@ -138,26 +142,24 @@ class ServiceDispatch:
         self, channel: Channel, alias: str, unary: _Unary, args: list[Any], headers: list[Header]
     ) -> None:
         kwargs = {"headers": headers} if unary.wants_headers else {}
-        if unary.is_async:
-            channel.conn.spawn(self._run(channel, alias, unary.fn, args, kwargs))
+        if unary.is_async:  # the coroutine is made inside the task: a cancelled task leaves none
+            fn = unary.fn
+            channel.conn.spawn(self._run(channel, alias, lambda: fn(*args, **kwargs)))
             return
         try:
             result = unary.fn(*args, **kwargs)
         except Exception as exc:
             _fail(channel, alias, exc)
+            return
+        if inspect.isawaitable(result):  # a compiled async function is not seen as one
+            channel.conn.spawn(self._run(channel, alias, lambda: result))
         else:
             _reply(channel, result)
 
     @staticmethod
-    async def _run(
-        channel: Channel,
-        alias: str,
-        fn: Callable[..., Any],
-        args: list[Any],
-        kwargs: dict[str, Any],
-    ) -> None:
+    async def _run(channel: Channel, alias: str, start: Callable[[], Awaitable[Any]]) -> None:
         try:
-            result = await fn(*args, **kwargs)
+            result = await start()
         except Exception as exc:
             _fail(channel, alias, exc)
         else:

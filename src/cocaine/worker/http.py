@@ -288,7 +288,7 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
 
 
-def pack_head(code: int, headers: HeadersArg = ()) -> bytes:
+def pack_head(code: object, headers: HeadersArg = ()) -> bytes:
     """The head chunk the proxy expects: ``packb([code, [[name, value], …]])``, old-spec raw.
 
     Names and values may be ``str`` or ``bytes`` (sent as given) or ``int`` (sent as text).

@@ -302,10 +302,9 @@ class Worker:
 class _Invocations:
     """The channels the runtime opens: one ``invoke [event]`` each."""
 
-    root = INVOKE
-
     def __init__(self, worker: Worker) -> None:
         self._worker = worker
+        self.root = INVOKE
 
     def open(
         self, channel: Channel, message: Message, args: list[Any], headers: list[Header]
