@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
@@ -98,5 +99,8 @@ if __name__ == "__main__":
     parser.add_argument("--inflight", type=int, default=32)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--requests", type=int, default=100_000)
+    parser.add_argument("--runtime-dir", help="reach the runtime through its unix sockets here")
     args = parser.parse_args()
+    if args.runtime_dir:
+        os.environ["COCAINE_RUNTIME_DIR"] = args.runtime_dir
     print(json.dumps(run_loop(main(args))), flush=True)

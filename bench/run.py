@@ -405,11 +405,11 @@ def start_runtime(procs: Procs, workdir: Path, tag: str) -> tuple[Proc, str]:
     return proc, match.group(1)
 
 
-def start_proxy(procs: Procs, locator: str) -> tuple[Proc, int]:
-    proc = procs.start(
-        "proxy",
-        [str(BIN / "cocaine-proxy"), "--port", "0", "--host", "127.0.0.1", "--locator", locator],
-    )
+def start_proxy(procs: Procs, locator: str, runtime_dir: str | None) -> tuple[Proc, int]:
+    argv = [str(BIN / "cocaine-proxy"), "--port", "0", "--host", "127.0.0.1", "--locator", locator]
+    if runtime_dir:
+        argv += ["--runtime-dir", runtime_dir]
+    proc = procs.start("proxy", argv)
     return proc, int(proc.wait_for(r"cocaine-proxy: ready on port (\d+)").group(1))
 
 
@@ -562,6 +562,11 @@ def main() -> int:
     parser.add_argument("--requests", type=int, help="requests for the memory test")
     parser.add_argument("--calls", type=int, help="sequential calls for the 1-in-flight figure")
     parser.add_argument("--py-spy", metavar="DIR", help="also profile proxy/runtime/worker")
+    parser.add_argument(
+        "--tcp",
+        action="store_true",
+        help="proxy and RPC client use loopback TCP, not the runtime's unix sockets",
+    )
     parser.add_argument("--json", metavar="FILE", help="write every figure as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument(
@@ -585,6 +590,7 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "machine": machine(),
         "mode": "quick" if args.quick else "full",
+        "hop": "loopback TCP" if args.tcp else "unix sockets",
         "duration": duration,
         "runs": runs,
         "requests": requests,
@@ -621,7 +627,11 @@ def main() -> int:
         echo_port = int(echo.wait_for(r"ready (\d+)").group(1))
         runtime, locator = start_runtime(procs, workdir, "main")
         asyncio.run(deploy(locator, ["bench", "first0", "first1", "first2"], ["bench"]))
-        proxy, proxy_port = start_proxy(procs, locator)
+        # Same machine: the proxy and the RPC client reach the runtime through its unix sockets
+        # (as the apps' workers do), unless --tcp asks for loopback TCP.
+        runtime_dir = None if args.tcp else str(workdir / "state-main" / "run")
+        unix = [] if runtime_dir is None else ["--runtime-dir", runtime_dir]
+        proxy, proxy_port = start_proxy(procs, locator, runtime_dir)
 
         def our_pids() -> dict[str, int]:
             found = {"runtime": runtime.pid}
@@ -676,7 +686,7 @@ def main() -> int:
         load = [PY, str(HERE / "rpc_load.py")]
         rpc_systems = [
             ("raw", raw, lambda: {"server": echo.pid}),
-            ("rpc", [*load, "--locator", locator], our_pids),
+            ("rpc", [*load, "--locator", locator, *unix], our_pids),
         ]
         ones: dict[str, list[dict[str, float]]] = {"raw": [], "rpc": []}
         manys: dict[str, list[dict[str, float]]] = {"raw": [], "rpc": []}
@@ -876,6 +886,7 @@ def report(r: dict[str, Any]) -> None:
         f"{r['requests']:,} requests for memory; {r['elapsed_s']:.0f} s in all)"
     )
     print(f"machine: {r['machine']}")
+    print(f"proxy → runtime and RPC client → runtime over {r.get('hop', 'loopback TCP')}")
     print()
     print(table(rows))
     print()

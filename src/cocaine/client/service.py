@@ -29,7 +29,7 @@ from cocaine.protocol.graph import Protocol, from_wire, kind
 from cocaine.protocol.headers import Header
 from cocaine.protocol.values import Type
 from cocaine.rpc.channel import Inbox, unwrap_value
-from cocaine.rpc.connection import Connection, connect_tcp
+from cocaine.rpc.connection import RUNTIME_DIR_ENV, Connection, connect_endpoint
 
 
 class Service:
@@ -97,7 +97,13 @@ class Service:
         errors = []
         for host, port in endpoints:
             try:
-                self._conn = await connect_tcp(host, port, trace_headers=False, name=self.name)
+                self._conn = await connect_endpoint(
+                    host,
+                    port,
+                    runtime_dir=os.environ.get(RUNTIME_DIR_ENV),
+                    trace_headers=False,
+                    name=self.name,
+                )
                 break
             except ConnectionLost as exc:
                 errors.append(str(exc))

@@ -73,14 +73,13 @@ class Rx:
         return message.alias, args
 
     def __aiter__(self) -> AsyncIterator[Any]:
-        return self._iterate()
+        return self
 
-    async def _iterate(self) -> AsyncIterator[Any]:
-        while True:
-            try:
-                yield await self.get()
-            except EndOfStream:
-                return
+    async def __anext__(self) -> Any:
+        try:
+            return await self.get()
+        except EndOfStream:
+            raise StopAsyncIteration from None
 
     @property
     def done(self) -> bool:

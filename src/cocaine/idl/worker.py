@@ -6,6 +6,8 @@ side. The runtime opens channels 2, 3, … with ``invoke [event]``; chunks then 
 as a stream, each direction closing on its own.
 """
 
+from typing import Final
+
 from cocaine.protocol.graph import RECURSIVE, STREAMING, Message, Protocol
 from cocaine.protocol.values import ANY, INT, TEXT, Args
 
@@ -23,10 +25,10 @@ HANDSHAKE = Protocol("worker", {0: Message("handshake", CONTROL, CONTROL, Args((
 # Messages the runtime sends on a new channel.
 INVOKE = Protocol("rpc", {0: Message("invoke", STREAMING, STREAMING, Args((TEXT,)))})
 
-HEARTBEAT = 0
-TERMINATE = 1
-WRITE = 0
-ERROR = 1
-CLOSE = 2
+HEARTBEAT: Final = 0
+TERMINATE: Final = 1
+WRITE: Final = 0
+ERROR: Final = 1
+CLOSE: Final = 2
 
 __all__ = ["CLOSE", "CONTROL", "ERROR", "HANDSHAKE", "HEARTBEAT", "INVOKE", "TERMINATE", "WRITE"]

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import msgpack
 
 from cocaine.errors import Transport, TransportError
 
-DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024
+DEFAULT_MAX_FRAME_SIZE: Final = 64 * 1024 * 1024
 
 
 class Frame(NamedTuple):

@@ -19,20 +19,21 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Sequence
+from typing import Final
 
 from cocaine.errors import Transport, TransportError
 
 Header = tuple[bytes, bytes]
 
-DEFAULT_CAPACITY = 4096
-ENTRY_OVERHEAD = 32
+DEFAULT_CAPACITY: Final = 4096
+ENTRY_OVERHEAD: Final = 32
 
-TRACE_ID = b"trace_id"
-SPAN_ID = b"span_id"
-PARENT_ID = b"parent_id"
-TRACE_BIT = b"trace_bit"
-REQUEST_TIMEOUT = b"request_timeout"
-AUTHORIZATION = b"authorization"
+TRACE_ID: Final = b"trace_id"
+SPAN_ID: Final = b"span_id"
+PARENT_ID: Final = b"parent_id"
+TRACE_BIT: Final = b"trace_bit"
+REQUEST_TIMEOUT: Final = b"request_timeout"
+AUTHORIZATION: Final = b"authorization"
 
 _ZERO_U64 = bytes(8)
 _EMPTY: Header = (b"", b"")

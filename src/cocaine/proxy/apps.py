@@ -13,15 +13,18 @@ import logging
 from cocaine.client.endpoints import Endpoint
 from cocaine.client.service import resolve
 from cocaine.errors import CocaineError, ConnectionLost
-from cocaine.rpc.connection import Connection, connect_tcp
+from cocaine.rpc.connection import Connection, connect_endpoint
 
 log = logging.getLogger(__name__)
 
 
 class AppPool:
-    def __init__(self, locator: list[Endpoint], *, max_frame_size: int) -> None:
+    def __init__(
+        self, locator: list[Endpoint], *, max_frame_size: int, runtime_dir: str | None = None
+    ) -> None:
         self.locator = locator
         self.max_frame_size = max_frame_size
+        self.runtime_dir = runtime_dir  # the runtime's unix sockets, when on this machine
         self._conns: dict[str, Connection] = {}
         self._pending: dict[str, asyncio.Future[Connection]] = {}
 
@@ -47,9 +50,10 @@ class AppPool:
         errors: list[str] = []
         for host, port in endpoints:
             try:
-                conn = await connect_tcp(
+                conn = await connect_endpoint(
                     host,
                     port,
+                    runtime_dir=self.runtime_dir,
                     trace_headers=False,
                     max_frame_size=self.max_frame_size,
                     on_close=self._closed,
@@ -58,6 +62,7 @@ class AppPool:
             except ConnectionLost as exc:
                 errors.append(exc.reason)
                 continue
+            log.debug("app %s: connected to %s", app, conn.peer)
             self._conns[app] = conn
             return conn
         raise ConnectionLost(f"app '{app}' is unreachable: " + "; ".join(errors))

@@ -65,8 +65,11 @@ class Limits:
         self.max_output = max_output
 
 
-class HttpConnection(asyncio.Protocol):
-    """One client connection: parse requests, hand them to the bridge, write replies in order."""
+class HttpConnection:
+    """One client connection: parse requests, hand them to the bridge, write replies in order.
+
+    An asyncio protocol by shape, not by inheritance (a native class when compiled).
+    """
 
     def __init__(self, bridge: Bridge, limits: Limits, connections: set[HttpConnection]) -> None:
         self.bridge = bridge
@@ -87,7 +90,7 @@ class HttpConnection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._on_lost: Callable[[], None] | None = None
 
-    # -- asyncio.Protocol -------------------------------------------------------------------
+    # -- the asyncio protocol -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]

@@ -35,6 +35,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the runtime's locator, HOST:PORT (default localhost:10053)",
     )
     parser.add_argument(
+        "--runtime-dir",
+        default=os.environ.get("COCAINE_RUNTIME_DIR") or None,
+        help="the runtime's socket directory (<state dir>/run): apps on this machine are "
+        "reached through their unix sockets there, not loopback TCP "
+        "(default $COCAINE_RUNTIME_DIR, else TCP only)",
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=30.0,
@@ -113,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         locator=args.locator,
+        runtime_dir=args.runtime_dir,
         timeout=args.timeout,
         max_body=args.max_body,
         max_header=args.max_header,

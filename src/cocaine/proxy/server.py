@@ -16,6 +16,7 @@ from cocaine.client.endpoints import Endpoint
 from cocaine.proxy.apps import AppPool
 from cocaine.proxy.bridge import Bridge
 from cocaine.proxy.http import HttpConnection, Limits
+from cocaine.rpc.connection import protocol_factory
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ class ProxyConfig:
     host: str | None = None
     port: int = 8080
     locator: tuple[Endpoint, ...] = (("localhost", 10053),)
+    runtime_dir: str | None = None
     timeout: float = 30.0
     drain_timeout: float = 30.0
     max_header: int = 64 * 1024
@@ -38,7 +40,11 @@ class ProxyServer:
     def __init__(self, config: ProxyConfig) -> None:
         self.config = config
         self.connections: set[HttpConnection] = set()
-        self.apps = AppPool(list(config.locator), max_frame_size=config.max_frame_size)
+        self.apps = AppPool(
+            list(config.locator),
+            max_frame_size=config.max_frame_size,
+            runtime_dir=config.runtime_dir,
+        )
         self.bridge: Bridge | None = None
         self._server: asyncio.AbstractServer | None = None
         self.port = config.port
@@ -49,7 +55,7 @@ class ProxyServer:
         limits = Limits(config.max_header, config.max_body, config.max_output)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: HttpConnection(bridge, limits, self.connections),
+            protocol_factory(lambda: HttpConnection(bridge, limits, self.connections)),
             host=config.host,
             port=config.port,
             reuse_address=True,

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Final, Protocol, cast
 
 from cocaine.errors import (
     CocaineError,
@@ -51,7 +52,7 @@ from cocaine.rpc.channel import Channel, Receiver
 log = logging.getLogger(__name__)
 
 _PACKED_DEFAULT_TRACE = pack(DEFAULT_TRACE_ENTRIES)
-FLUSH_FRAMES = 12  # frames buffered before a write goes out mid-batch (bench/: 12 is best)
+FLUSH_FRAMES: Final = 12  # frames buffered before a write goes out mid-batch (bench/: 12 is best)
 _CONTROL = set(CONTROL_IDS.values())
 
 
@@ -66,8 +67,12 @@ class Dispatch(Protocol):
         """Handle the first message of a channel; return the receiver for what follows."""
 
 
-class Connection(asyncio.Protocol):
-    """One socket's frames and channels. Create through :func:`connect` or a server factory."""
+class Connection:
+    """One socket's frames and channels. Create through :func:`connect` or a server factory.
+
+    It is an asyncio protocol by shape (``connection_made``, ``data_received``, …) and not by
+    inheritance, so that compiled it is a native class with fixed attribute slots.
+    """
 
     def __init__(
         self,
@@ -101,7 +106,7 @@ class Connection(asyncio.Protocol):
         self.connected = self.loop.create_future()
         self.lost = self.loop.create_future()
 
-    # -- asyncio.Protocol -------------------------------------------------------------------
+    # -- the asyncio protocol -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
@@ -360,24 +365,69 @@ class Connection(asyncio.Protocol):
 _TRACE_NAMES = {b"trace_id", b"span_id", b"parent_id"}
 
 
+def protocol_factory(make: Callable[[], object]) -> Callable[[], asyncio.Protocol]:
+    """``make`` typed as asyncio wants it: our protocols have the shape, not the base class."""
+    return cast("Callable[[], asyncio.Protocol]", make)
+
+
 async def connect_tcp(
     host: str, port: int, dispatch: Dispatch | None = None, **kwargs: Any
 ) -> Connection:
     loop = asyncio.get_running_loop()
+    make = protocol_factory(lambda: Connection(dispatch, **kwargs))
     try:
-        _, conn = await loop.create_connection(lambda: Connection(dispatch, **kwargs), host, port)
+        _, conn = await loop.create_connection(make, host, port)
     except OSError as exc:
         raise ConnectionLost(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from exc
-    return conn
+    return cast(Connection, conn)
+
+
+RUNTIME_DIR_ENV: Final = "COCAINE_RUNTIME_DIR"
+_LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+async def connect_endpoint(
+    host: str,
+    port: int,
+    dispatch: Dispatch | None = None,
+    *,
+    runtime_dir: str | None = None,
+    **kwargs: Any,
+) -> Connection:
+    """Connect to a service's endpoint; on this machine through its unix socket if it has one.
+
+    The runtime serves each service on ``<runtime dir>/<port>.sock`` as well as on TCP. A
+    client that knows the dir (``runtime_dir``) and was given a loopback endpoint uses the
+    socket: the same listener, with less kernel work per message than loopback TCP. A stale
+    or unreachable socket falls back to TCP.
+    """
+    if runtime_dir and host in _LOOPBACK:
+        path = os.path.join(runtime_dir, f"{port}.sock")
+        if os.path.exists(path):
+            try:
+                return await connect_unix(path, dispatch, **kwargs)
+            except ConnectionLost:
+                pass
+    return await connect_tcp(host, port, dispatch, **kwargs)
 
 
 async def connect_unix(path: str, dispatch: Dispatch | None = None, **kwargs: Any) -> Connection:
     loop = asyncio.get_running_loop()
+    make = protocol_factory(lambda: Connection(dispatch, **kwargs))
     try:
-        _, conn = await loop.create_unix_connection(lambda: Connection(dispatch, **kwargs), path)
+        _, conn = await loop.create_unix_connection(make, path)
     except OSError as exc:
         raise ConnectionLost(f"cannot connect to {path}: {exc.strerror or exc}") from exc
-    return conn
+    return cast(Connection, conn)
 
 
-__all__ = ["Connection", "Dispatch", "TransportError", "connect_tcp", "connect_unix"]
+__all__ = [
+    "RUNTIME_DIR_ENV",
+    "Connection",
+    "Dispatch",
+    "TransportError",
+    "connect_endpoint",
+    "connect_tcp",
+    "connect_unix",
+    "protocol_factory",
+]

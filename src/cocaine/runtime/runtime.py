@@ -75,6 +75,11 @@ class Runtime:
         assert self.context is not None
         actor = Actor(name, dispatch, max_frame_size=self.config.limits.max_frame_size)
         await self._ports.bind(actor, name)
+        path = self.config.runtime_dir / f"{actor.port}.sock"
+        try:
+            await actor.start_unix(str(path))
+        except OSError as exc:  # a path too long for a unix socket: TCP alone still serves
+            log.warning("%s: no unix socket at %s: %s", name, path, exc)
         self.actors[name] = actor
         self.context.registry.publish(
             name, actor.endpoints(self.config.network.hostname), interface

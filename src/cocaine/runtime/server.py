@@ -1,19 +1,23 @@
-"""An actor: one TCP (or unix) listener serving one dispatch, a connection per client.
+"""An actor: a TCP (and/or unix) listener serving one dispatch, a connection per client.
 
-``start`` binds and returns when the listener is ready; ``endpoints`` are the addresses to
-advertise (loopback for a wildcard bind, or the configured hostname's). ``stop`` stops
-accepting and closes every live connection.
+``start_tcp``/``start_unix`` bind and return when the listener is ready; ``endpoints`` are the
+addresses to advertise (loopback for a wildcard bind, or the configured hostname's). A service
+also listens on ``<runtime dir>/<port>.sock``, so that clients on this machine that know the
+runtime dir skip loopback TCP (see :func:`cocaine.rpc.connection.connect_endpoint`). ``stop``
+stops accepting and closes every live connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import socket
 from collections.abc import Callable
 
 from cocaine.errors import CocaineError
-from cocaine.rpc.connection import Connection, Dispatch
+from cocaine.rpc.connection import Connection, Dispatch, protocol_factory
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +27,8 @@ class Actor:
         self.name = name
         self._dispatch = dispatch
         self._max_frame_size = max_frame_size
-        self._server: asyncio.AbstractServer | None = None
+        self._servers: list[asyncio.AbstractServer] = []
+        self._paths: list[str] = []
         self.connections: set[Connection] = set()
         self.bound: list[tuple[int, str, int]] = []  # (family, host, port)
 
@@ -42,17 +47,26 @@ class Actor:
 
     async def start_tcp(self, host: str | None, port: int) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self._factory, host=host, port=port, reuse_address=True, backlog=1024
+        server = await loop.create_server(
+            protocol_factory(self._factory),
+            host=host,
+            port=port,
+            reuse_address=True,
+            backlog=1024,
         )
-        for sock in self._server.sockets:
+        self._servers.append(server)
+        for sock in server.sockets:
             addr = sock.getsockname()
             self.bound.append((sock.family, addr[0], addr[1]))
         log.debug("%s listening on %s", self.name, self.bound)
 
     async def start_unix(self, path: str) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_unix_server(self._factory, path=path, backlog=1024)
+        server = await loop.create_unix_server(
+            protocol_factory(self._factory), path=path, backlog=1024
+        )
+        self._servers.append(server)
+        self._paths.append(path)
 
     @property
     def port(self) -> int:
@@ -78,16 +92,19 @@ class Actor:
 
     def stop_accepting(self) -> None:
         """No new connections; the live ones carry on until ``stop``."""
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
+        for path in self._paths:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        self._paths.clear()
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        self.stop_accepting()
         for conn in list(self.connections):
             conn.close()
-        if self._server is not None:
-            await self._server.wait_closed()
+        for server in self._servers:
+            await server.wait_closed()
 
 
 __all__ = ["Actor"]

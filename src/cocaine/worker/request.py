@@ -70,15 +70,13 @@ class Request:
         return self._end is not None
 
     def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._iterate()
+        return self
 
-    async def _iterate(self) -> AsyncIterator[bytes]:
-        while True:
-            try:
-                chunk = await self.read()
-            except EndOfStream:
-                return
-            yield chunk
+    async def __anext__(self) -> bytes:
+        try:
+            return await self.read()
+        except EndOfStream:
+            raise StopAsyncIteration from None
 
     def __repr__(self) -> str:
         return f"<Request {self.event!r}{' closed' if self.closed else ''}>"

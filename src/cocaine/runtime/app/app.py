@@ -200,10 +200,8 @@ class App:
         if published:
             await self.runtime.remove_service(self.name)
         if self.worker_actor is not None:
-            await self.worker_actor.stop()
+            await self.worker_actor.stop()  # removes the socket file too
             self.worker_actor = None
-            with contextlib.suppress(OSError):
-                os.unlink(self._socket_path())
 
     # -- the app service ------------------------------------------------------------------
 

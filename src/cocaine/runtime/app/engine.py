@@ -31,6 +31,7 @@ from cocaine.errors import Category, CocaineError, app_stopped, queue_is_full
 from cocaine.errors import Slave as SlaveCode
 from cocaine.protocol.headers import Header, request_timeout
 from cocaine.rpc.channel import Channel
+from cocaine.rpc.connection import RUNTIME_DIR_ENV
 from cocaine.rpc.deadlines import Deadlines
 from cocaine.runtime.app.crashlog import store_crashlog
 from cocaine.runtime.app.invocation import Invocation, Phase
@@ -69,6 +70,8 @@ class Engine:
         self.env = dict(env)
         # Our worker framework heartbeats at a third of this (original workers use 20 s).
         self.env["COCAINE_HEARTBEAT_TIMEOUT"] = str(profile.heartbeat_timeout)
+        # Services the app calls are reached through the runtime's unix sockets.
+        self.env[RUNTIME_DIR_ENV] = os.path.dirname(socket_path)
         self.loop = asyncio.get_running_loop()
         self.deadlines: Deadlines[Invocation] = Deadlines(self.loop)
         self.queue: deque[Invocation] = deque()
@@ -371,6 +374,7 @@ def worker_environment(manifest: Manifest) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.pop("COCAINE_LOCATOR", None)
+    env.pop("COCAINE_RUNTIME_DIR", None)
     env.update(manifest.environment)
     return env
 

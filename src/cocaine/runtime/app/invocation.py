@@ -14,7 +14,7 @@ invocation is done when both have, or when it fails (deadline, worker death, app
 from __future__ import annotations
 
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from cocaine.errors import Category, CocaineError, Node
 from cocaine.errors import Slave as SlaveCode
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from cocaine.runtime.app.slave import Slave
 
 _STREAM = {"write": WRITE, "error": ERROR, "close": CLOSE}
-HELD_MESSAGES = 256  # client chunks held before assignment before the client is paused
+HELD_MESSAGES: Final = 256  # client chunks held before assignment before the client is paused
 
 
 class Phase(Enum):
