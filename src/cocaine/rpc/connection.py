@@ -52,7 +52,7 @@ from cocaine.rpc.channel import Channel, Receiver
 log = logging.getLogger(__name__)
 
 _PACKED_DEFAULT_TRACE = pack(DEFAULT_TRACE_ENTRIES)
-FLUSH_FRAMES: Final = 12  # frames buffered before a write goes out mid-batch (bench/: 12 is best)
+FLUSH_FRAMES: Final = 32  # frames buffered before a write goes out mid-batch (bench/: 32 is best)
 _CONTROL = set(CONTROL_IDS.values())
 
 
