@@ -32,7 +32,11 @@ def _compiled_state() -> str:
 
 
 def pytest_report_header() -> str:
-    return f"cocaine request path: {_compiled_state()}"
+    import cocaine.rpc.connection
+
+    compiled = not cocaine.rpc.connection.__file__.endswith(".py")
+    where = Path(cocaine.rpc.connection.__file__).parent.parent
+    return f"cocaine from {where}: {'compiled' if compiled else 'plain Python'}"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -73,3 +75,20 @@ def test_any_app_and_event_round_trip(app: str, event: str, tail: str) -> None:
     found = route(f"/{app}/{event}{tail}".encode(), None, None)
     uri = tail if tail.startswith("/") else "/" + tail
     assert found == Route(app, event, uri.encode())
+
+
+_GRAMMAR = re.compile(rb"^/([^/?]+)/([^/?]+)(.*)$", re.DOTALL)
+
+
+@given(
+    path=st.binary(max_size=24) | st.lists(st.sampled_from([b"/", b"?", b"a", b"\n"])).map(b"".join)
+)
+def test_routing_follows_the_grammar_for_any_path(path: bytes) -> None:
+    """``/<app>/<event><rest>``, app and event free of '/' and '?', as a regular expression."""
+    match = _GRAMMAR.match(path)
+    if match is None:
+        assert route(path, None, None) is None
+    else:
+        app, event, tail = match.groups()
+        uri = tail if tail.startswith(b"/") else b"/" + tail
+        assert route(path, None, None) == Route(app.decode("latin-1"), event.decode("latin-1"), uri)

@@ -84,6 +84,8 @@ class HttpConnection:
         self._header_bytes = 0
         self._body: list[bytes] = []
         self._body_size = 0
+        self._too_big = False
+        self._expect = False
         self._rejected = False
         self._paused = False
         self._out: list[bytes] = []
@@ -124,6 +126,8 @@ class HttpConnection:
         self._header_bytes = 0
         self._body = []
         self._body_size = 0
+        self._too_big = False  # a Content-Length over the body cap
+        self._expect = False  # Expect: 100-continue
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -137,6 +141,14 @@ class HttpConnection:
             self.reject(431, b"request headers are too large")
             return
         self._headers.append([name, value])
+        size = len(name)
+        if size == 14 and name.lower() == b"content-length":
+            try:
+                self._too_big = self._too_big or int(value) > self.limits.max_body
+            except ValueError:
+                pass
+        elif size == 6 and name.lower() == b"expect" and value.lower() == b"100-continue":
+            self._expect = True
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
@@ -146,18 +158,11 @@ class HttpConnection:
         self._body.append(body)
 
     def on_headers_complete(self) -> None:
-        length = self.parser.get_method()  # touch to validate; httptools checks the method
-        del length
-        for name, value in self._headers:
-            if len(name) == 14 and name.lower() == b"content-length":
-                try:
-                    too_big = int(value) > self.limits.max_body
-                except ValueError:
-                    too_big = False
-                if too_big:
-                    self.reject(413, b"request body is too large")
-                    return
-        self._continue()
+        if self._too_big:
+            self.reject(413, b"request body is too large")
+            return
+        if self._expect:
+            self._continue()
 
     def _continue(self) -> None:
         """Answer ``Expect: 100-continue`` so the client sends its body without a stall.
@@ -167,12 +172,9 @@ class HttpConnection:
         """
         if self.pipeline or self._rejected or self.parser.get_http_version() != "1.1":
             return
-        for name, value in self._headers:
-            if len(name) == 6 and name.lower() == b"expect" and value.lower() == b"100-continue":
-                if not self._out:
-                    self._loop.call_soon(self._flush)
-                self._out.append(b"HTTP/1.1 100 Continue\r\n\r\n")
-                return
+        if not self._out:
+            self._loop.call_soon(self._flush)
+        self._out.append(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_message_complete(self) -> None:
         if self._rejected:

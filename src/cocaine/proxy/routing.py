@@ -7,10 +7,7 @@ with ``/`` (``/echo/web?x=1`` → app ``echo``, event ``web``, URI ``/?x=1``).
 
 from __future__ import annotations
 
-import re
 from typing import NamedTuple
-
-_URL = re.compile(rb"^/([^/?]+)/([^/?]+)(.*)$", re.DOTALL)
 
 
 class Route(NamedTuple):
@@ -23,13 +20,25 @@ def route(path: bytes, service: bytes | None, event: bytes | None) -> Route | No
     """The route of a request, or None when the URL names no app and event."""
     if service and event:
         return Route(service.decode("latin-1"), event.decode("latin-1"), path)
-    match = _URL.match(path)
-    if match is None:
+    # /<app>/<event><rest>: app and event are non-empty and hold no '/' or '?'
+    if not path.startswith(b"/"):
         return None
-    app, ev, rest = match.groups()
+    slash = path.find(b"/", 1)
+    if slash <= 1 or b"?" in path[1:slash]:
+        return None
+    start = end = slash + 1
+    size = len(path)
+    while end < size and path[end] not in _EVENT_END:
+        end += 1
+    if end == start:
+        return None
+    rest = path[end:]
     if not rest.startswith(b"/"):
         rest = b"/" + rest
-    return Route(app.decode("latin-1"), ev.decode("latin-1"), rest)
+    return Route(path[1:slash].decode("latin-1"), path[start:end].decode("latin-1"), rest)
+
+
+_EVENT_END = b"/?"
 
 
 __all__ = ["Route", "route"]
