@@ -24,7 +24,7 @@ from cocaine.protocol.headers import Header, pack_u64
 from cocaine.proxy.apps import AppPool
 from cocaine.proxy.http import HttpConnection, reason
 from cocaine.proxy.routing import route
-from cocaine.rpc.deadlines import Deadlines
+from cocaine.rpc.deadlines import Bucket, Deadlines
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class Exchange:
         self.bodiless = False
         self.proto11 = False
         self.channel: Any = None
-        self.timer: set[Exchange] | None = None  # the deadline bucket it waits in
+        self.timer: Bucket[Exchange] | None = None  # the deadline bucket it waits in
         self.app = ""
         self.request_id = b""
         self.trace: list[Header] = []

@@ -23,6 +23,7 @@ from cocaine.protocol.graph import Message
 from cocaine.protocol.headers import Header
 from cocaine.rpc.channel import Channel
 from cocaine.rpc.connection import Connection
+from cocaine.rpc.deadlines import Bucket
 
 if TYPE_CHECKING:
     from cocaine.runtime.app.slave import Slave
@@ -67,7 +68,7 @@ class Invocation:
         self.phase = Phase.QUEUED
         self.worker: Channel | None = None
         self.slave: Slave | None = None
-        self.timer: set[Invocation] | None = None  # the deadline bucket it waits in
+        self.timer: Bucket[Invocation] | None = None  # the deadline bucket it waits in
         self.c2w_done = False
         self.w2c_done = False
         self._held: list[tuple[int, list[Any]]] = []
