@@ -12,6 +12,7 @@ import sys
 
 from cocaine.client.endpoints import parse_endpoints
 from cocaine.proxy.server import ProxyConfig, serve
+from cocaine.rpc.connection import RUNTIME_DIR_ENV
 from cocaine.rpc.loop import run_loop
 
 
@@ -36,7 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--runtime-dir",
-        default=os.environ.get("COCAINE_RUNTIME_DIR") or None,
+        default=os.environ.get(RUNTIME_DIR_ENV) or None,
         help="the runtime's socket directory (<state dir>/run): apps on this machine are "
         "reached through their unix sockets there, not loopback TCP "
         "(default $COCAINE_RUNTIME_DIR, else TCP only)",

@@ -374,7 +374,7 @@ def worker_environment(manifest: Manifest) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.pop("COCAINE_LOCATOR", None)
-    env.pop("COCAINE_RUNTIME_DIR", None)
+    env.pop(RUNTIME_DIR_ENV, None)
     env.update(manifest.environment)
     return env
 
