@@ -265,7 +265,12 @@ def encode_frame_packed_headers(
     channel: int, mtype: int, args: Sequence[Any], packed_headers: bytes
 ) -> bytes:
     """A 4-element frame whose headers array was packed once in advance (the hot path)."""
-    return b"\x94" + _pack(channel) + _pack(mtype) + _pack(args) + packed_headers
+    ch = _FIXINT[channel] if 0 <= channel < 128 else _pack(channel)
+    mt = _FIXINT[mtype] if 0 <= mtype < 128 else _pack(mtype)
+    return b"".join((b"\x94", ch, mt, _pack(args), packed_headers))
+
+
+_FIXINT: Final[tuple[bytes, ...]] = tuple(bytes((i,)) for i in range(128))  # positive fixints
 
 
 def encode_frame3(channel: int, mtype: int, args: Sequence[Any]) -> bytes:

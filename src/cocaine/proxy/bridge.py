@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import Any
+from typing import Any, Final
 
 import msgpack
 
@@ -24,6 +24,8 @@ from cocaine.protocol.headers import Header, pack_u64
 from cocaine.proxy.apps import AppPool
 from cocaine.proxy.http import HttpConnection, reason
 from cocaine.proxy.routing import route
+from cocaine.rpc.channel import Channel
+from cocaine.rpc.connection import Connection
 from cocaine.rpc.deadlines import Bucket, Deadlines
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,11 @@ _SERVICE, _EVENT, _REQUEST_ID = b"x-cocaine-service", b"x-cocaine-event", b"x-re
 
 
 def _unsafe(field: bytes) -> bool:
-    return b"\r" in field or b"\n" in field or b"\0" in field
+    """Whether ``field`` holds CR, LF or NUL (one C call: cheaper than three ``find``)."""
+    return len(field.translate(None, _CTL)) != len(field)
+
+
+_CTL: Final = b"\r\n\0"
 
 
 def status_for(error: CocaineError) -> int:
@@ -60,14 +66,20 @@ def parse_head(chunk: Any) -> tuple[int, list[tuple[bytes, bytes]]]:
     if not 100 <= code <= 999:
         raise ValueError(f"status code {code} is out of range")
     fields: list[tuple[bytes, bytes]] = []
+    text: list[bytes] = []
     for name, value in app_headers:
         if isinstance(name, str):
             name = name.encode("latin-1")
         if not isinstance(value, bytes):
             value = str(value).encode("latin-1")
-        if not name or _unsafe(name) or _unsafe(value):
-            raise ValueError(f"header {name!r} is not a valid header")
+        if not name:
+            raise ValueError("a header has an empty name")
         fields.append((name, value))
+        text.append(name)
+        text.append(value)
+    if text and _unsafe(b"".join(text)):  # one scan for the whole head
+        bad = next(name for name, value in fields if _unsafe(name) or _unsafe(value))
+        raise ValueError(f"header {bad!r} is not a valid header")
     return code, fields
 
 
@@ -151,7 +163,7 @@ class Exchange:
         self.chunked = False
         self.bodiless = False
         self.proto11 = False
-        self.channel: Any = None
+        self.channel: Channel | None = None
         self.timer: Bucket[Exchange] | None = None  # the deadline bucket it waits in
         self.app = ""
         self.request_id = b""
@@ -160,24 +172,25 @@ class Exchange:
     # -- start ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        service = event = None
+        service_header = event_header = None
         for name, value in self.headers:
             if len(name) > 11 and name[0] in b"xX":
                 lname = name.lower()
                 if lname == _SERVICE:
-                    service = value
+                    service_header = value
                 elif lname == _EVENT:
-                    event = value
+                    event_header = value
                 elif lname == _REQUEST_ID:
                     self.request_id = value
         if self.url == b"/ping":
             self.respond(200, b"OK")
             return
-        target = route(self.url, service, event)
+        target = route(self.url, service_header, event_header)
         if target is None:
             self.respond(404, b"Invalid url")
             return
-        self.app = target.app
+        app, event, uri = target
+        self.app = app
         if self.request_id:
             try:
                 trace_id = int(self.request_id[:16], 16)
@@ -187,17 +200,19 @@ class Exchange:
             trace_id = _random_bits(64)
             self.request_id = b"%016x" % trace_id
         self.trace = [self.bridge.timeout_header, (b"trace_id", pack_u64(trace_id))]
-        if service is not None or event is not None:  # set, not add: one of each reaches the app
+        if (
+            service_header is not None or event_header is not None
+        ):  # set, not add: one of each reaches the app
             self.headers = [h for h in self.headers if h[0].lower() not in (_SERVICE, _EVENT)]
-        self.headers.append([b"X-Cocaine-Service", target.app.encode()])
-        self.headers.append([b"X-Cocaine-Event", target.event.encode()])
-        request = _pack([self.method, target.uri, self.version, self.headers, self.body])
+        self.headers.append([b"X-Cocaine-Service", app.encode()])
+        self.headers.append([b"X-Cocaine-Event", event.encode()])
+        request = _pack([self.method, uri, self.version, self.headers, self.body])
         self.timer = self.bridge.deadlines.add(self, self.bridge.loop.time() + self.bridge.timeout)
-        conn = self.bridge.apps.get_nowait(target.app)
+        conn = self.bridge.apps.get_nowait(app)
         if conn is not None:
-            self._send(conn, target.event, request)
+            self._send(conn, event, request)
         else:
-            self.bridge.spawn(self._connect_and_send(target.app, target.event, request))
+            self.bridge.spawn(self._connect_and_send(app, event, request))
 
     async def _connect_and_send(self, app: str, event: str, request: bytes) -> None:
         try:
@@ -211,7 +226,7 @@ class Exchange:
         if not self.done:
             self._send(conn, event, request)
 
-    def _send(self, conn: Any, event: str, request: bytes) -> None:
+    def _send(self, conn: Connection, event: str, request: bytes) -> None:
         try:
             channel = self.channel = conn.open(_ROOT, 0, [event], self.trace, self)
             channel.send(0, [request])
@@ -249,36 +264,41 @@ class Exchange:
             code, fields = parse_head(chunk)
         except Exception:  # whatever the app sent, it must not break the shared connection
             self.respond(500, b"the application sent a malformed response head")
-            self._drop_channel()
             return
         # HEAD and 1xx/204/304 responses never carry a body (RFC 9112 §6.3)
         self.bodiless = self.method == b"HEAD" or code < 200 or code in (204, 304)
         lines = [b"HTTP/1.1 %d %s\r\n" % (code, reason(code))]
         has_length = self.bodiless
         for name, value in fields:
-            lname = name.lower()
-            if lname == b"content-length":
-                has_length = True
-            elif lname == b"transfer-encoding" or lname == b"connection":
-                continue
-            elif lname == b"x-cocaine-http-proto-version":
-                self.proto11 = True
-            lines.append(b"%s: %s\r\n" % (name, value))
+            size = len(name)
+            if size == 14 or size == 17 or size == 10 or size == 28:  # the names that matter
+                lname = name.lower()
+                if lname == b"content-length":
+                    has_length = True
+                elif lname == b"transfer-encoding" or lname == b"connection":
+                    continue
+                elif lname == b"x-cocaine-http-proto-version":
+                    self.proto11 = True
+            lines.append(name)
+            lines.append(b": ")
+            lines.append(value)
+            lines.append(b"\r\n")
         if not has_length:
             if self.version == "1.1":
                 self.chunked = True
                 lines.append(b"Transfer-Encoding: chunked\r\n")
             else:
                 self.keep_alive = False
-        lines.append(
-            b"X-Powered-By: Cocaine\r\nX-Cocaine-Application: %s\r\n"
-            b"X-Request-Id: %s\r\n" % (self.app.encode(), self.request_id)
-        )
+        lines.append(b"X-Powered-By: Cocaine\r\nX-Cocaine-Application: ")
+        lines.append(self.app.encode())
+        lines.append(b"\r\nX-Request-Id: ")
+        lines.append(self.request_id)
         if not self.keep_alive:
-            lines.append(b"Connection: close\r\n")
+            lines.append(b"\r\nConnection: close\r\n\r\n")
         elif self.version == "1.0":
-            lines.append(b"Connection: keep-alive\r\n")
-        lines.append(b"\r\n")
+            lines.append(b"\r\nConnection: keep-alive\r\n\r\n")
+        else:
+            lines.append(b"\r\n\r\n")
         self.head_sent = True
         self.conn.write(self, b"".join(lines))
 
@@ -328,7 +348,6 @@ class Exchange:
         else:
             self.keep_alive = False  # the body is cut short; closing tells the client
             self._complete()
-        self._drop_channel()
 
     def expire(self) -> None:
         """The proxy's own deadline passed (the runtime normally answers first)."""
@@ -338,6 +357,7 @@ class Exchange:
     def _drop_channel(self) -> None:
         channel = self.channel
         if channel is not None:
+            self.channel = None
             channel.receiver = None
 
     def _complete(self) -> None:
@@ -345,6 +365,7 @@ class Exchange:
         if self.timer is not None:
             self.timer.discard(self)
             self.timer = None
+        self._drop_channel()  # later frames go nowhere, and no cycle is left for the GC
         if self.after:
             self.conn.write(self, self.after)
         self.conn.finished(self, self.keep_alive)
@@ -355,9 +376,7 @@ class Exchange:
         if self.timer is not None:
             self.timer.discard(self)
             self.timer = None
-        channel = self.channel
-        if channel is not None:
-            channel.receiver = None
+        self._drop_channel()
 
 
 __all__ = ["Bridge", "Exchange", "parse_head", "status_for"]

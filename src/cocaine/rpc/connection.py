@@ -310,11 +310,25 @@ class Connection:
 
     # -- tasks and lifetime -----------------------------------------------------------------
 
-    def spawn(self, coro: Any) -> asyncio.Task[Any]:
-        """Run a coroutine owned by this connection: it is cancelled when the connection closes."""
+    def spawn(self, coro: Any, *, also: set[asyncio.Task[Any]] | None = None) -> asyncio.Task[Any]:
+        """Run a coroutine owned by this connection: it is cancelled when the connection closes.
+
+        ``also`` is another set that holds the task while it runs (one done-callback for both).
+        """
         task: asyncio.Task[Any] = self.loop.create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        tasks = self.tasks
+        tasks.add(task)
+        if also is None:
+            task.add_done_callback(tasks.discard)
+        else:
+            group = also
+            group.add(task)
+
+            def forget(done: asyncio.Task[Any]) -> None:
+                tasks.discard(done)
+                group.discard(done)
+
+            task.add_done_callback(forget)
         return task
 
     def close(self, error: CocaineError | None = None) -> None:

@@ -28,6 +28,7 @@ import asyncio
 import concurrent.futures
 import inspect
 import logging
+import types
 from collections.abc import Awaitable, Callable, Generator, Iterable
 from typing import Any
 
@@ -38,6 +39,7 @@ from cocaine.worker.response import Response
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Request, Response], Any]
+_COROUTINE = types.CoroutineType
 
 
 async def invoke(handler: Handler, request: Request, response: Response) -> None:
@@ -61,6 +63,8 @@ async def invoke(handler: Handler, request: Request, response: Response) -> None
 async def call(handler: Handler, request: Request, response: Response) -> Any:
     """Call a handler in any of the supported styles and wait until it is done."""
     result = handler(request, response)
+    if type(result) is _COROUTINE:  # ``async def``, the common case, without inspect's calls
+        return await result
     if inspect.isgenerator(result):
         return await drive(result)
     if inspect.isawaitable(result):

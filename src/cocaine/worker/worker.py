@@ -290,9 +290,9 @@ class Worker:
             )
             return None
         inbox = Inbox(channel.conn)
-        task = channel.conn.spawn(invoke(handler, Request(event, inbox, headers), response))
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
+        channel.conn.spawn(
+            invoke(handler, Request(event, inbox, headers), response), also=self._inflight
+        )
         return inbox
 
     def __repr__(self) -> str:
