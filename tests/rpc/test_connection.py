@@ -13,11 +13,14 @@ import warnings
 from collections import deque
 from typing import Any
 
+import pytest
+
 from cocaine.errors import (
     Category,
     CocaineError,
     ConnectionLost,
     Dispatch,
+    DispatchError,
     Overseer,
     Transport,
 )
@@ -462,6 +465,33 @@ async def test_streaming_echo_with_independent_close() -> None:
         assert client.channels == {}
         await within(call_on(client, ECHO, ["sync"]))
         assert server.channels == {}
+
+
+async def test_open_stream_writes_one_chunk_and_closes_in_one_step() -> None:
+    async with Service() as svc:
+        client, server = await svc.client()
+        inbox = Inbox(client)
+        channel = client.open_stream(TEST.root, STREAM, [], [(b"x-tag", b"1")], inbox, b"data")
+        assert channel.state.send is None and channel.state.recv is not None
+        replies = []
+        while True:
+            message, args, _ = await within(inbox.get_message())
+            replies.append((message.alias, args))
+            if message.alias == "close":
+                break
+        assert replies == [("write", [b"data"]), ("write", [b"bye"]), ("close", [])]
+        assert client.channels == {}
+        await within(call_on(client, ECHO, ["sync"]))
+        assert server.channels == {}
+
+
+async def test_open_stream_refuses_a_message_that_opens_no_stream() -> None:
+    async with Service() as svc:
+        client, _ = await svc.client()
+        with pytest.raises(DispatchError):
+            client.open_stream(TEST.root, ECHO, ["x"], None, None, b"data")
+        assert client.channels == {}
+        assert await call_on(client, ECHO, ["still"]) == ("value", [b"still"])
 
 
 async def test_server_closes_first_while_the_client_keeps_writing() -> None:

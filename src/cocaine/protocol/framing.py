@@ -270,6 +270,31 @@ def encode_frame_packed_headers(
     return b"".join((b"\x94", ch, mt, _pack(args), packed_headers))
 
 
+def encode_stream(
+    channel: int,
+    first: tuple[int, Sequence[Any], bytes],
+    write: int,
+    chunk: bytes,
+    close: int,
+    packed_headers: bytes,
+) -> bytes:
+    """Three frames on one channel in one step: ``first`` (type, args, its packed headers),
+    ``write [chunk]`` and ``close []``, the last two with ``packed_headers``."""
+    mtype, args, first_headers = first
+    ch = _FIXINT[channel] if 0 <= channel < 128 else _pack(channel)
+    return b"".join(
+        (
+            b"\x94", ch, _uint(mtype), _pack(args), first_headers,
+            b"\x94", ch, _uint(write), _pack([chunk]), packed_headers,
+            b"\x94", ch, _uint(close), b"\x90", packed_headers,
+        )
+    )  # fmt: skip
+
+
+def _uint(value: int) -> bytes:
+    return _FIXINT[value] if 0 <= value < 128 else _pack(value)
+
+
 _FIXINT: Final[tuple[bytes, ...]] = tuple(bytes((i,)) for i in range(128))  # positive fixints
 
 
@@ -286,5 +311,6 @@ __all__ = [
     "encode_frame",
     "encode_frame3",
     "encode_frame_packed_headers",
+    "encode_stream",
     "pack",
 ]

@@ -228,9 +228,7 @@ class Exchange:
 
     def _send(self, conn: Connection, event: str, request: bytes) -> None:
         try:
-            channel = self.channel = conn.open(_ROOT, 0, [event], self.trace, self)
-            channel.send(0, [request])
-            channel.send(2, [])
+            self.channel = conn.open_stream(_ROOT, 0, [event], self.trace, self, request)
         except CocaineError as exc:
             self.fail(exc)
 

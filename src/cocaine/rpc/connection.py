@@ -36,6 +36,7 @@ from cocaine.protocol.framing import (
     FrameDecoder,
     encode_frame,
     encode_frame_packed_headers,
+    encode_stream,
     pack,
 )
 from cocaine.protocol.graph import CONTROL_IDS, Message
@@ -52,6 +53,7 @@ from cocaine.rpc.channel import Channel, Receiver
 log = logging.getLogger(__name__)
 
 _PACKED_DEFAULT_TRACE = pack(DEFAULT_TRACE_ENTRIES)
+_PACKED_NO_HEADERS = pack([])
 FLUSH_FRAMES: Final = 32  # frames buffered before a write goes out mid-batch (bench/: 32 is best)
 _CONTROL = set(CONTROL_IDS.values())
 
@@ -232,6 +234,47 @@ class Connection:
         self.send_frame(channel.id, mtype, args, headers)
         return channel
 
+    def open_stream(
+        self,
+        root: Graph,
+        mtype: int,
+        args: list[Any],
+        headers: list[Header] | None,
+        receiver: Receiver | None,
+        chunk: bytes,
+    ) -> Channel:
+        """Open a channel, ``write`` one chunk on it and ``close`` our side, in one step.
+
+        The same frames as :meth:`open` and then ``send`` of write and close, built at once:
+        the proxy's hot path (enqueue, the request, close). Raises ``DispatchError`` when the
+        first message is not followed by a stream.
+        """
+        if self.closed:
+            raise self.error or ConnectionLost("connection is closed")
+        state, _ = ChannelState.opened_by_us(root, mtype)
+        stream = state.send
+        if stream is None or "write" not in stream.by_alias or "close" not in stream.by_alias:
+            raise DispatchError(
+                f"message {mtype} opens no stream", code=DispatchCode.SLOT_NOT_FOUND
+            )
+        write = stream.by_alias["write"]
+        close = stream.by_alias["close"]
+        state.on_send(write)
+        state.on_send(close)
+        self._max_id += 1
+        channel = Channel(self, self._max_id, state)
+        channel.receiver = receiver
+        if not state.closed:
+            self.channels[channel.id] = channel
+        if self._trace_headers:
+            first = self._trace_entries(headers) if headers else _PACKED_DEFAULT_TRACE
+            rest = _PACKED_DEFAULT_TRACE
+        else:
+            first = pack(self._hencoder.encode(headers)) if headers else _PACKED_NO_HEADERS
+            rest = _PACKED_NO_HEADERS
+        self.write_raw(encode_stream(channel.id, (mtype, args, first), write, chunk, close, rest))
+        return channel
+
     def forget(self, channel: Channel) -> None:
         if self.channels.get(channel.id) is channel and channel.state.closed:
             del self.channels[channel.id]
@@ -245,15 +288,18 @@ class Connection:
             raise self.error or ConnectionLost("connection is closed")
         if self._trace_headers:
             if headers:
-                entries = trace_entries() + self._hencoder.encode(
-                    h for h in headers if h[0] not in _TRACE_NAMES
-                )
-                data = encode_frame(cid, mtype, args, entries)
+                data = encode_frame_packed_headers(cid, mtype, args, self._trace_entries(headers))
             else:
                 data = encode_frame_packed_headers(cid, mtype, args, _PACKED_DEFAULT_TRACE)
         else:
             data = encode_frame(cid, mtype, args, self._hencoder.encode(headers) if headers else [])
         self.write_raw(data)
+
+    def _trace_entries(self, headers: list[Header]) -> bytes:
+        """``headers`` packed after the three trace headers, as the runtime sends them."""
+        return pack(
+            trace_entries() + self._hencoder.encode(h for h in headers if h[0] not in _TRACE_NAMES)
+        )
 
     def write_raw(self, data: bytes) -> None:
         buf = self._wbuf
