@@ -8,7 +8,7 @@ values into the Python values a handler expects, or raise ``TypeError`` naming w
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 Convert = Callable[[Any], Any]
@@ -114,17 +114,27 @@ class Args:
 
     required: tuple[Type, ...] = ()
     optional: tuple[Type, ...] = ()
+    # Derived once for the hot path: every type in order, and whether all of them are ANY.
+    types: tuple[Type, ...] = field(init=False, repr=False, compare=False)
+    passthrough: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        types = self.required + self.optional
+        object.__setattr__(self, "types", types)
+        object.__setattr__(self, "passthrough", all(t is ANY for t in types))
 
     def convert(self, values: list[Any]) -> list[Any]:
-        n, lo, hi = len(values), len(self.required), len(self.required) + len(self.optional)
+        types = self.types
+        n, lo, hi = len(values), len(self.required), len(types)
         if not lo <= n <= hi:
             want = str(lo) if lo == hi else f"{lo} to {hi}"
             raise TypeError(f"expected {want} arguments, got {n}")
-        types = self.required + self.optional
+        if self.passthrough:
+            return values
         out = []
-        for i, (t, v) in enumerate(zip(types, values, strict=False)):
+        for i in range(n):
             try:
-                out.append(t(v))
+                out.append(types[i].convert(values[i]))
             except TypeError as exc:
                 raise TypeError(f"argument {i + 1}: {exc}") from None
         return out
