@@ -62,6 +62,12 @@ async def sized(request, response):
     response.write(body)
 
 
+async def trace(request, response):
+    await unpack(request)
+    head(response)
+    response.write(b"%x" % int.from_bytes(request.header("trace_id") or b"", "little"))
+
+
 async def nocontent(request, response):
     await unpack(request)
     head(response, 204)
@@ -131,7 +137,8 @@ async def work(request, response):
 Worker().run({
     "echo": echo, "stream": stream, "sized": sized, "fail": fail, "silent": silent,
     "slow": slow, "fast": fast, "slowbody": slowbody, "hang": hang, "work": work,
-    "nocontent": nocontent, "flood": flood, "badhead": badhead, "splithead": splithead,
+    "nocontent": nocontent, "trace": trace, "flood": flood, "badhead": badhead,
+    "splithead": splithead,
 })
 """
 
@@ -254,6 +261,16 @@ async def test_request_id_is_echoed_or_made_up(runtime: RuntimeProcess, proxies:
     made_up = (await get(proxy.port, "/web/sized")).header("X-Request-Id")
     assert made_up is not None and len(made_up) == 16
     int(made_up, 16)
+
+
+async def test_the_request_id_reaches_the_worker_as_its_trace_id(
+    runtime: RuntimeProcess, proxies: Start
+) -> None:
+    proxy = await web(runtime, proxies)
+    reply = await get(proxy.port, "/web/trace", headers={"X-Request-Id": "00000000deadbeef"})
+    assert reply.body == b"deadbeef"
+    reply = await get(proxy.port, "/web/trace")
+    assert reply.body == reply.header("X-Request-Id").lstrip("0").encode()
 
 
 # -- the response ----------------------------------------------------------------------------

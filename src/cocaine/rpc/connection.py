@@ -43,10 +43,12 @@ from cocaine.protocol.graph import CONTROL_IDS, Message
 from cocaine.protocol.graph import Protocol as Graph
 from cocaine.protocol.headers import (
     DEFAULT_TRACE_ENTRIES,
+    PARENT_ID,
+    SPAN_ID,
+    TRACE_ID,
     Header,
     HeaderDecoder,
     HeaderEncoder,
-    trace_entries,
 )
 from cocaine.rpc.channel import Channel, Receiver
 
@@ -296,10 +298,18 @@ class Connection:
         self.write_raw(data)
 
     def _trace_entries(self, headers: list[Header]) -> bytes:
-        """``headers`` packed after the three trace headers, as the runtime sends them."""
-        return pack(
-            trace_entries() + self._hencoder.encode(h for h in headers if h[0] not in _TRACE_NAMES)
-        )
+        """``headers`` packed as the runtime sends them: the three trace headers first, with
+        the trace that ``headers`` carry (so a request's trace reaches the worker) or zeros,
+        then the others."""
+        trace = dict(_NO_TRACE)
+        others: list[Header] = []
+        for header in headers:
+            if header[0] in trace:
+                trace[header[0]] = header[1]
+            else:
+                others.append(header)
+        entries: list[object] = [[False, name, value] for name, value in trace.items()]
+        return pack(entries + self._hencoder.encode(others))
 
     def write_raw(self, data: bytes) -> None:
         buf = self._wbuf
@@ -422,7 +432,7 @@ class Connection:
         return f"<Connection {self.name} {self.peer} channels={len(self.channels)}>"
 
 
-_TRACE_NAMES = {b"trace_id", b"span_id", b"parent_id"}
+_NO_TRACE: Final[dict[bytes, bytes]] = {TRACE_ID: bytes(8), SPAN_ID: bytes(8), PARENT_ID: bytes(8)}
 
 
 def protocol_factory(make: Callable[[], object]) -> Callable[[], asyncio.Protocol]:
