@@ -15,6 +15,7 @@ from cocaine.protocol.framing import (
     encode_frame,
     encode_frame3,
     encode_frame_packed_headers,
+    encode_stream,
     pack,
 )
 from cocaine.protocol.headers import DEFAULT_TRACE_ENTRIES
@@ -497,3 +498,32 @@ def test_roundtrip_random_frames_random_chunks(frames: list[Frame], data: st.Dat
         for f in frames
     )
     assert reencoded == wire
+
+
+_CHUNK_SIZES = st.sampled_from([0, 1, 31, 32, 255, 256, 65535, 65536, 70000]) | st.integers(0, 300)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    channel=st.integers(0, 2**64 - 1),
+    mtype=st.integers(0, 2**16),
+    size=_CHUNK_SIZES,
+    headers=st.sampled_from([[], DEFAULT_TRACE_ENTRIES]),
+)
+def test_chunk_frames_are_the_bytes_the_packer_writes(
+    channel: int, mtype: int, size: int, headers: list[object]
+) -> None:
+    """The chunk fast paths (no copy through the packer) change nothing on the wire."""
+    chunk = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    expected = msgpack.packb([channel, mtype, [chunk], headers], use_bin_type=False)
+    assert encode_frame(channel, mtype, [chunk], headers) == expected
+    assert encode_frame_packed_headers(channel, mtype, [chunk], pack(headers)) == expected
+    stream = encode_stream(channel, (0, [b"event"], pack(headers)), 0, chunk, 2, pack(headers))
+    assert stream == b"".join(
+        msgpack.packb(frame, use_bin_type=False)
+        for frame in (
+            [channel, 0, [b"event"], headers],
+            [channel, 0, [chunk], headers],
+            [channel, 2, [], headers],
+        )
+    )

@@ -258,6 +258,11 @@ def encode_frame(
     channel: int, mtype: int, args: Sequence[Any], headers: Sequence[Any] = ()
 ) -> bytes:
     """A 4-element frame. ``headers`` are already-encoded header entries."""
+    if not headers and len(args) == 1 and type(args[0]) is bytes:  # a chunk: no re-copy
+        chunk: bytes = args[0]
+        return b"".join(
+            (b"\x94", _uint(channel), _uint(mtype), _one_raw(len(chunk)), chunk, b"\x90")
+        )
     return _pack([channel, mtype, args, headers])
 
 
@@ -265,9 +270,11 @@ def encode_frame_packed_headers(
     channel: int, mtype: int, args: Sequence[Any], packed_headers: bytes
 ) -> bytes:
     """A 4-element frame whose headers array was packed once in advance (the hot path)."""
-    ch = _FIXINT[channel] if 0 <= channel < 128 else _pack(channel)
-    mt = _FIXINT[mtype] if 0 <= mtype < 128 else _pack(mtype)
-    return b"".join((b"\x94", ch, mt, _pack(args), packed_headers))
+    if len(args) == 1 and type(args[0]) is bytes:
+        chunk: bytes = args[0]
+        ch, mt = _uint(channel), _uint(mtype)
+        return b"".join((b"\x94", ch, mt, _one_raw(len(chunk)), chunk, packed_headers))
+    return b"".join((b"\x94", _uint(channel), _uint(mtype), _pack(args), packed_headers))
 
 
 def encode_stream(
@@ -281,11 +288,11 @@ def encode_stream(
     """Three frames on one channel in one step: ``first`` (type, args, its packed headers),
     ``write [chunk]`` and ``close []``, the last two with ``packed_headers``."""
     mtype, args, first_headers = first
-    ch = _FIXINT[channel] if 0 <= channel < 128 else _pack(channel)
+    ch = _uint(channel)
     return b"".join(
         (
             b"\x94", ch, _uint(mtype), _pack(args), first_headers,
-            b"\x94", ch, _uint(write), _pack([chunk]), packed_headers,
+            b"\x94", ch, _uint(write), _one_raw(len(chunk)), chunk, packed_headers,
             b"\x94", ch, _uint(close), b"\x90", packed_headers,
         )
     )  # fmt: skip
@@ -295,6 +302,17 @@ def _uint(value: int) -> bytes:
     return _FIXINT[value] if 0 <= value < 128 else _pack(value)
 
 
+def _one_raw(size: int) -> bytes:
+    """The head of ``[raw]`` for a raw string of ``size`` bytes: the chunk itself is not copied
+    into the packer (fixstr, str16 or str32, as the packer writes them)."""
+    if size < 32:
+        return _ONE_FIXSTR[size]
+    if size < 0x10000:
+        return b"\x91\xda" + size.to_bytes(2, "big")
+    return b"\x91\xdb" + size.to_bytes(4, "big")
+
+
+_ONE_FIXSTR: Final[tuple[bytes, ...]] = tuple(bytes((0x91, 0xA0 | n)) for n in range(32))
 _FIXINT: Final[tuple[bytes, ...]] = tuple(bytes((i,)) for i in range(128))  # positive fixints
 
 
