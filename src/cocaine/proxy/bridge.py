@@ -83,6 +83,33 @@ def parse_head(chunk: Any) -> tuple[int, list[tuple[bytes, bytes]]]:
     return code, fields
 
 
+class Head:
+    """An app's response head, ready to write: the status line and the app's fields, minus
+    those the proxy sets itself (``Transfer-Encoding``, ``Connection``)."""
+
+    __slots__ = ("code", "has_length", "proto11", "text")
+
+    def __init__(self, chunk: Any) -> None:
+        code, fields = parse_head(chunk)
+        self.code = code
+        self.has_length = False  # the app gave a Content-Length
+        self.proto11 = False  # X-Cocaine-HTTP-Proto-Version: an empty chunk ends the body
+        lines = [b"HTTP/1.1 %d %s\r\n" % (code, reason(code))]
+        for name, value in fields:
+            lname = name.lower()
+            if lname == b"content-length":
+                self.has_length = True
+            elif lname == b"transfer-encoding" or lname == b"connection":
+                continue
+            elif lname == b"x-cocaine-http-proto-version":
+                self.proto11 = True
+            lines.append(b"%s: %s\r\n" % (name, value))
+        self.text = b"".join(lines)
+
+
+HEAD_CACHE: Final = 256  # distinct response heads the proxy keeps ready to write
+
+
 class Bridge:
     def __init__(self, apps: AppPool, timeout: float) -> None:
         self.apps = apps
@@ -92,6 +119,20 @@ class Bridge:
         self.deadlines: Deadlines[Exchange] = Deadlines(self.loop)
         # The runtime drops an event still queued when the proxy would answer 504 anyway.
         self.timeout_header: Header = (b"request_timeout", pack_u64(int(timeout * 1000)))
+        # An endpoint mostly answers with the same head: parse and check it once.
+        self.heads: dict[bytes, Head] = {}
+
+    def head(self, chunk: Any) -> Head:
+        """The response head an app sent; raises (ValueError and others) if it is not one."""
+        if type(chunk) is not bytes:
+            return Head(chunk)
+        head = self.heads.get(chunk)
+        if head is None:
+            head = Head(chunk)
+            if len(self.heads) >= HEAD_CACHE:
+                self.heads.clear()
+            self.heads[chunk] = head
+        return head
 
     def exchange(
         self,
@@ -259,29 +300,16 @@ class Exchange:
 
     def _head(self, chunk: Any) -> None:
         try:
-            code, fields = parse_head(chunk)
+            head = self.bridge.head(chunk)
         except Exception:  # whatever the app sent, it must not break the shared connection
             self.respond(500, b"the application sent a malformed response head")
             return
         # HEAD and 1xx/204/304 responses never carry a body (RFC 9112 §6.3)
+        code = head.code
         self.bodiless = self.method == b"HEAD" or code < 200 or code in (204, 304)
-        lines = [b"HTTP/1.1 %d %s\r\n" % (code, reason(code))]
-        has_length = self.bodiless
-        for name, value in fields:
-            size = len(name)
-            if size == 14 or size == 17 or size == 10 or size == 28:  # the names that matter
-                lname = name.lower()
-                if lname == b"content-length":
-                    has_length = True
-                elif lname == b"transfer-encoding" or lname == b"connection":
-                    continue
-                elif lname == b"x-cocaine-http-proto-version":
-                    self.proto11 = True
-            lines.append(name)
-            lines.append(b": ")
-            lines.append(value)
-            lines.append(b"\r\n")
-        if not has_length:
+        self.proto11 = head.proto11
+        lines = [head.text]
+        if not (self.bodiless or head.has_length):
             if self.version == "1.1":
                 self.chunked = True
                 lines.append(b"Transfer-Encoding: chunked\r\n")
@@ -377,4 +405,4 @@ class Exchange:
         self._drop_channel()
 
 
-__all__ = ["Bridge", "Exchange", "parse_head", "status_for"]
+__all__ = ["Bridge", "Exchange", "Head", "parse_head", "status_for"]
