@@ -245,8 +245,8 @@ def _item_size(buf: bytearray, pos: int, b: int) -> tuple[int, int]:
     raise TransportError(f"invalid msgpack type byte 0x{b:02x}", code=Transport.PARSE)
 
 
-_packer = msgpack.Packer(use_bin_type=False, autoreset=True)
-_pack = _packer.pack
+_packer: Final = msgpack.Packer(use_bin_type=False, autoreset=True)
+_pack: Final = _packer.pack
 
 
 def pack(obj: Any) -> bytes:

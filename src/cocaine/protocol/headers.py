@@ -405,9 +405,9 @@ __all__ = [
 
 
 # The runtime's default headers as they arrive (strings decoded as bytes), and their decoding.
-_DEFAULT_TRACE_WIRE: list[object] = [
+_DEFAULT_TRACE_WIRE: Final[list[object]] = [
     [False, name, _ZERO_U64] for name in (TRACE_ID, SPAN_ID, PARENT_ID)
 ]
-_DEFAULT_TRACE_DECODED: tuple[Header, ...] = tuple(
+_DEFAULT_TRACE_DECODED: Final[tuple[Header, ...]] = tuple(
     (name, _ZERO_U64) for name in (TRACE_ID, SPAN_ID, PARENT_ID)
 )

@@ -30,11 +30,13 @@ from cocaine.rpc.deadlines import Bucket, Deadlines
 
 log = logging.getLogger(__name__)
 
-_ROOT = APP.root
-_random_bits = random.getrandbits  # request ids need uniqueness, not secrecy
-_packer = msgpack.Packer(use_bin_type=False, autoreset=True)
-_pack = _packer.pack
-_SERVICE, _EVENT, _REQUEST_ID = b"x-cocaine-service", b"x-cocaine-event", b"x-request-id"
+_ROOT: Final = APP.root
+_random_bits: Final = random.getrandbits  # request ids need uniqueness, not secrecy
+_packer: Final = msgpack.Packer(use_bin_type=False, autoreset=True)
+_pack: Final = _packer.pack
+_SERVICE: Final = b"x-cocaine-service"
+_EVENT: Final = b"x-cocaine-event"
+_REQUEST_ID: Final = b"x-request-id"
 
 
 def _unsafe(field: bytes) -> bool:

@@ -54,10 +54,10 @@ from cocaine.rpc.channel import Channel, Receiver
 
 log = logging.getLogger(__name__)
 
-_PACKED_DEFAULT_TRACE = pack(DEFAULT_TRACE_ENTRIES)
-_PACKED_NO_HEADERS = pack([])
+_PACKED_DEFAULT_TRACE: Final = pack(DEFAULT_TRACE_ENTRIES)
+_PACKED_NO_HEADERS: Final = pack([])
 FLUSH_FRAMES: Final = 32  # frames buffered before a write goes out mid-batch (bench/: 32 is best)
-_CONTROL = set(CONTROL_IDS.values())
+_CONTROL: Final = frozenset(CONTROL_IDS.values())
 
 
 class Dispatch(Protocol):

@@ -30,7 +30,7 @@ import inspect
 import logging
 import types
 from collections.abc import Awaitable, Callable, Generator, Iterable
-from typing import Any
+from typing import Any, Final
 
 from cocaine.errors import Category, CocaineError, WorkerCode
 from cocaine.worker.request import Request
@@ -39,7 +39,7 @@ from cocaine.worker.response import Response
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Request, Response], Any]
-_COROUTINE = types.CoroutineType
+_COROUTINE: Final = types.CoroutineType
 
 
 async def invoke(handler: Handler, request: Request, response: Response) -> None:

@@ -28,7 +28,7 @@ from cocaine.rpc.deadlines import Bucket
 if TYPE_CHECKING:
     from cocaine.runtime.app.slave import Slave
 
-_STREAM = {"write": WRITE, "error": ERROR, "close": CLOSE}
+_STREAM: Final = {"write": WRITE, "error": ERROR, "close": CLOSE}
 HELD_MESSAGES: Final = 256  # client chunks held before assignment before the client is paused
 
 
@@ -227,7 +227,7 @@ class _Discard:
         pass
 
 
-_DISCARD = _Discard()
+_DISCARD: Final = _Discard()
 
 
 def open_invoke(slave_conn: Any, invocation: Invocation) -> Channel:
