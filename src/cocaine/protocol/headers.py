@@ -247,6 +247,11 @@ class HeaderDecoder:
         headers: list[Header] = []
         try:
             for entry in entries:
+                if type(entry) is list and len(entry) == 3:  # the common literal, checked inline
+                    store, name, value = entry[0], entry[1], entry[2]
+                    if store is False and type(name) is bytes and type(value) is bytes:
+                        headers.append((name, value))
+                        continue
                 if type(entry) is int:
                     headers.append(table.get(entry))
                     continue

@@ -301,15 +301,26 @@ class Connection:
         """``headers`` packed as the runtime sends them: the three trace headers first, with
         the trace that ``headers`` carry (so a request's trace reaches the worker) or zeros,
         then the others."""
-        trace = dict(_NO_TRACE)
+        trace_id = span_id = parent_id = _NO_ID
         others: list[Header] = []
         for header in headers:
-            if header[0] in trace:
-                trace[header[0]] = header[1]
+            name = header[0]
+            if name == TRACE_ID:
+                trace_id = header[1]
+            elif name == SPAN_ID:
+                span_id = header[1]
+            elif name == PARENT_ID:
+                parent_id = header[1]
             else:
                 others.append(header)
-        entries: list[object] = [[False, name, value] for name, value in trace.items()]
-        return pack(entries + self._hencoder.encode(others))
+        entries: list[object] = [
+            [False, TRACE_ID, trace_id],
+            [False, SPAN_ID, span_id],
+            [False, PARENT_ID, parent_id],
+        ]
+        if others:
+            entries.extend(self._hencoder.encode(others))
+        return pack(entries)
 
     def write_raw(self, data: bytes) -> None:
         buf = self._wbuf
@@ -432,7 +443,7 @@ class Connection:
         return f"<Connection {self.name} {self.peer} channels={len(self.channels)}>"
 
 
-_NO_TRACE: Final[dict[bytes, bytes]] = {TRACE_ID: bytes(8), SPAN_ID: bytes(8), PARENT_ID: bytes(8)}
+_NO_ID: Final = bytes(8)  # a trace, span or parent id outside any trace
 
 
 def protocol_factory(make: Callable[[], object]) -> Callable[[], asyncio.Protocol]:
