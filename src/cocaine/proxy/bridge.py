@@ -243,9 +243,8 @@ class Exchange:
             trace_id = _random_bits(64)
             self.request_id = b"%016x" % trace_id
         self.trace = [self.bridge.timeout_header, (b"trace_id", pack_u64(trace_id))]
-        if (
-            service_header is not None or event_header is not None
-        ):  # set, not add: one of each reaches the app
+        if service_header is not None or event_header is not None:
+            # set, not add: one of each reaches the app
             self.headers = [h for h in self.headers if h[0].lower() not in (_SERVICE, _EVENT)]
         self.headers.append([b"X-Cocaine-Service", app.encode()])
         self.headers.append([b"X-Cocaine-Event", event.encode()])
