@@ -34,7 +34,6 @@ from cocaine.protocol.channel import ChannelState
 from cocaine.protocol.framing import (
     DEFAULT_MAX_FRAME_SIZE,
     FrameDecoder,
-    encode_frame,
     encode_frame_packed_headers,
     encode_stream,
     pack,
@@ -268,12 +267,8 @@ class Connection:
         channel.receiver = receiver
         if not state.closed:
             self.channels[channel.id] = channel
-        if self._trace_headers:
-            first = self._trace_entries(headers) if headers else _PACKED_DEFAULT_TRACE
-            rest = _PACKED_DEFAULT_TRACE
-        else:
-            first = pack(self._hencoder.encode(headers)) if headers else _PACKED_NO_HEADERS
-            rest = _PACKED_NO_HEADERS
+        first = self._packed_headers(headers)
+        rest = self._packed_headers(None)
         self.write_raw(encode_stream(channel.id, (mtype, args, first), write, chunk, close, rest))
         return channel
 
@@ -288,14 +283,14 @@ class Connection:
     ) -> None:
         if self.closed:
             raise self.error or ConnectionLost("connection is closed")
+        self.write_raw(encode_frame_packed_headers(cid, mtype, args, self._packed_headers(headers)))
+
+    def _packed_headers(self, headers: list[Header] | None) -> bytes:
+        """The headers element of a frame to send, packed: the runtime's form (trace headers
+        first) or the client's, as this connection was made."""
         if self._trace_headers:
-            if headers:
-                data = encode_frame_packed_headers(cid, mtype, args, self._trace_entries(headers))
-            else:
-                data = encode_frame_packed_headers(cid, mtype, args, _PACKED_DEFAULT_TRACE)
-        else:
-            data = encode_frame(cid, mtype, args, self._hencoder.encode(headers) if headers else [])
-        self.write_raw(data)
+            return self._trace_entries(headers) if headers else _PACKED_DEFAULT_TRACE
+        return pack(self._hencoder.encode(headers)) if headers else _PACKED_NO_HEADERS
 
     def _trace_entries(self, headers: list[Header]) -> bytes:
         """``headers`` packed as the runtime sends them: the three trace headers first, with
