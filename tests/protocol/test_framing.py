@@ -18,7 +18,7 @@ from cocaine.protocol.framing import (
     encode_stream,
     pack,
 )
-from cocaine.protocol.headers import DEFAULT_TRACE_ENTRIES
+from cocaine.protocol.headers import DEFAULT_TRACE_ENTRIES, HeaderDecoder
 
 UUID = b"3e2b9b59-8d8a-4e21-9d2f-6f0c2a1b7c55"
 ZERO = bytes(8)
@@ -527,3 +527,67 @@ def test_chunk_frames_are_the_bytes_the_packer_writes(
             [channel, 2, [], headers],
         )
     )
+
+
+# -- property: the in-place parse of the common shapes agrees with msgpack ------------------------
+
+_UINTS = st.sampled_from([0, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**64 - 1])
+_RAWS = st.binary(max_size=40) | st.sampled_from([b"x" * 31, b"x" * 32, b"y" * 255, b"z" * 256])
+_COMMON_HEADERS = st.sampled_from([[], DEFAULT_TRACE_ENTRIES]) | st.lists(
+    _UINTS | st.tuples(st.booleans(), _RAWS | _UINTS, _RAWS).map(list), max_size=15
+)
+_COMMON_FRAMES = st.tuples(
+    _UINTS | st.integers(0, 300),
+    _UINTS | st.integers(0, 3),
+    st.sampled_from([[], [b""], [b"hello"], [b"r" * 70000]]) | st.lists(_RAWS, max_size=1),
+    _COMMON_HEADERS,
+    st.sampled_from(["4 elements, raw", "4 elements, str8 and bin", "3 elements"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_COMMON_FRAMES, min_size=1, max_size=5), st.data())
+def test_common_frames_decode_as_msgpack_does(
+    frames: list[tuple[int, int, list[bytes], list[object], str]], data: st.DataObject
+) -> None:
+    """Channel and type in every uint width, no argument or one string in every string and
+    bin form, headers empty, the default trace, or indexes and literals: each frame decodes
+    to what msgpack makes of it, at any chunking."""
+    wire = b""
+    expected = []
+    for channel, mtype, args, headers, form in frames:
+        if form == "3 elements":
+            wire += msgpack.packb([channel, mtype, args], use_bin_type=False)
+            expected.append(Frame(channel, mtype, args, []))
+        else:
+            one = msgpack.packb(
+                [channel, mtype, args, headers], use_bin_type=form == "4 elements, str8 and bin"
+            )
+            wire += one
+            expected.append(Frame(*msgpack.unpackb(one, raw=True)))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=6)))
+    decoder = FrameDecoder()
+    out: list[Frame] = []
+    start = 0
+    for cut in [*cuts, len(wire)]:
+        out += decoder.feed(wire[start:cut])
+        start = cut
+    assert out == expected
+    assert decoder.pending == 0
+
+
+def test_the_default_trace_arrives_as_the_shared_entries_and_decodes_to_a_fresh_list() -> None:
+    frames = decode_all(HEARTBEAT_REPLY * 2)
+    assert frames[0].headers is DEFAULT_TRACE_ENTRIES and frames[1].headers is DEFAULT_TRACE_ENTRIES
+    decoder = HeaderDecoder()
+    first, second = decoder.decode(frames[0].headers), decoder.decode(frames[1].headers)
+    assert first == [(b"trace_id", ZERO), (b"span_id", ZERO), (b"parent_id", ZERO)]
+    assert first == second and first is not second
+
+
+def test_a_trace_that_differs_in_one_byte_is_decoded_in_full() -> None:
+    wire = bytearray(HEARTBEAT_REPLY)
+    wire[-1] = 1  # the parent id's last byte
+    (frame,) = decode_all(bytes(wire))
+    assert frame.headers is not DEFAULT_TRACE_ENTRIES
+    assert frame.headers == [H0[0], H0[1], [False, b"parent_id", ZERO[:7] + b"\x01"]]

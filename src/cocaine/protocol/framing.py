@@ -18,6 +18,7 @@ from typing import Any, Final, NamedTuple
 import msgpack
 
 from cocaine.errors import Transport, TransportError
+from cocaine.protocol.headers import DEFAULT_TRACE_ENTRIES
 
 DEFAULT_MAX_FRAME_SIZE: Final = 64 * 1024 * 1024
 
@@ -60,26 +61,21 @@ def _check(obj: Any) -> RawFrame:
 
 
 class FrameDecoder:
-    """Feed bytes, get whole frames. Broken for good after the first error."""
+    """Feed bytes, get whole frames. Broken for good after the first error.
+
+    Theory of operation. Frames of the shapes that carry requests (a uint channel and type,
+    arguments that are empty or one string, headers that are empty, the runtime's default
+    trace or a few literal entries) are parsed in place by :func:`_parse_common`. Any other
+    frame is measured by a :class:`_Walker`, which steps over its items without building
+    them, and then unpacked whole by msgpack. A frame that is still incomplete at the end of
+    the bytes is kept in a tail; the walker resumes on it as more bytes arrive and refuses an
+    oversized declared length as soon as its header is there.
+    """
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
         self.max_frame_size = max_frame_size
-        limit = max_frame_size
-        self._unpacker = msgpack.Unpacker(
-            raw=True,
-            strict_map_key=False,
-            use_list=True,
-            max_buffer_size=0,  # the frame limit is enforced per frame below
-            max_str_len=limit,
-            max_bin_len=limit,
-            max_array_len=limit,
-            max_map_len=limit,
-            max_ext_len=limit,
-        )
-        self._fed = 0
-        self._frame_end = 0  # stream offset just past the last complete frame
         self._tail = bytearray()  # bytes of the frame still incomplete
-        self._scan = _HeaderScan(limit)
+        self._walker = _Walker(max_frame_size)
         self._error: TransportError | None = None
 
     @property
@@ -92,7 +88,11 @@ class FrameDecoder:
         return [Frame._make(frame) for frame in self.feed_raw(data)]
 
     def feed_raw(self, data: bytes) -> list[RawFrame]:
-        """As :meth:`feed`, as plain tuples ``(channel, type, args, headers)``: the hot path."""
+        """As :meth:`feed`, as plain tuples ``(channel, type, args, headers)``: the hot path.
+
+        The headers of a frame that carries the runtime's default trace are the shared
+        ``DEFAULT_TRACE_ENTRIES`` list: never mutate it.
+        """
         if self._error is not None:
             raise self._error
         try:
@@ -100,8 +100,6 @@ class FrameDecoder:
         except TransportError as exc:
             self._error = exc
             raise
-        except msgpack.exceptions.BufferFull:
-            self._error = _too_large(self.max_frame_size)
         except (ValueError, msgpack.exceptions.ExtraData, msgpack.exceptions.FormatError) as exc:
             self._error = TransportError(f"malformed msgpack: {exc}", code=Transport.PARSE)
         except Exception as exc:  # StackError and friends from the C unpacker
@@ -109,78 +107,248 @@ class FrameDecoder:
         raise self._error
 
     def _feed(self, data: bytes) -> list[RawFrame]:
-        unpacker = self._unpacker
-        unpacker.feed(data)
-        self._fed += len(data)
-        frames = []
+        frames: list[RawFrame] = []
         limit = self.max_frame_size
-        frame_end = self._frame_end
-        for obj in unpacker:
-            end = unpacker.tell()
-            if end - frame_end > limit:
+        tail = self._tail
+        if tail:
+            tail += data
+            end = self._walker.advance(tail)
+            if end < 0:
+                if len(tail) > limit:
+                    raise _too_large(limit)
+                return frames
+            if end > limit:
                 raise _too_large(limit)
-            frames.append(_check(obj))
-            frame_end = self._frame_end = end
-        remaining = self._fed - self._frame_end
-        if remaining > limit:
-            raise _too_large(limit)
-        if remaining == 0:
-            if self._tail:
-                self._tail = bytearray()
-            self._scan.reset()
-            return frames
-        if frames or (remaining <= len(data) and not self._tail):
-            # a new frame started inside this chunk
-            self._tail = bytearray(data[len(data) - remaining :])
-            self._scan.reset()
+            buf = bytes(tail)
+            self._tail = bytearray()
+            frames.append(_check(self._unpack(buf[:end])))
+            pos = end
         else:
-            self._tail += data
-        self._scan.advance(self._tail)
+            buf = data
+            pos = 0
+        size = len(buf)
+        while pos < size:
+            after = _parse_common(buf, pos, size, frames)
+            if after < 0:
+                walker = self._walker
+                walker.reset(pos)
+                after = walker.advance(buf)
+                if after < 0:  # incomplete: keep it for the next feed
+                    if size - pos > limit:
+                        raise _too_large(limit)
+                    self._tail = bytearray(buf[pos:])
+                    walker.rebase(pos)
+                    return frames
+                if after - pos <= limit:
+                    frames.append(_check(self._unpack(buf[pos:after])))
+            if after - pos > limit:
+                raise _too_large(limit)
+            pos = after
         return frames
+
+    def _unpack(self, frame: bytes) -> Any:
+        limit = self.max_frame_size
+        return msgpack.unpackb(
+            frame,
+            raw=True,
+            strict_map_key=False,
+            use_list=True,
+            max_str_len=limit,
+            max_bin_len=limit,
+            max_array_len=limit,
+            max_map_len=limit,
+            max_ext_len=limit,
+        )
 
 
 def _too_large(limit: int) -> TransportError:
     return TransportError(f"frame exceeds the limit of {limit} bytes", code=Transport.PARSE)
 
 
-class _HeaderScan:
-    """Walks the headers of an incomplete frame to refuse oversized declared lengths early.
+def _parse_common(buf: bytes, pos: int, end: int, frames: list[RawFrame]) -> int:
+    """Parse one frame of the common shapes at ``pos`` and append it to ``frames``.
 
-    It runs only when a frame is still incomplete after a feed, resumes where it stopped, and
-    jumps over string bodies, so its cost is proportional to the number of items, not bytes.
+    Returns the offset just past it, or -1 (nothing appended) when the frame has another
+    shape or is not complete: the general path decides about it then. The values are the
+    ones msgpack would build: raws as ``bytes``, arrays as lists.
+    """
+    if end - pos < 4:
+        return -1
+    size = buf[pos]
+    if size != 0x94 and size != 0x93:
+        return -1
+    channel, p = _uint_at(buf, pos + 1, end)
+    if channel < 0:
+        return -1
+    mtype, p = _uint_at(buf, p, end)
+    if mtype < 0 or p >= end:
+        return -1
+    b = buf[p]
+    args: list[Any]
+    if b == 0x90:
+        args = []
+        p += 1
+    elif b == 0x91:
+        n, p = _raw_at(buf, p + 1, end)
+        if n < 0 or p + n > end:
+            return -1
+        args = [buf[p : p + n]]
+        p += n
+    else:
+        return -1
+    headers: list[Any]
+    if size == 0x93:
+        headers = []
+    elif p >= end:
+        return -1
+    else:
+        b = buf[p]
+        if b == 0x90:
+            headers = []
+            p += 1
+        elif b == 0x93 and buf[p : p + _DEFAULT_TRACE_SIZE] == _PACKED_DEFAULT_TRACE:
+            headers = DEFAULT_TRACE_ENTRIES
+            p += _DEFAULT_TRACE_SIZE
+        elif 0x90 < b <= 0x9F:
+            headers = []
+            p += 1
+            for _ in range(b & 0x0F):
+                p = _header_entry_at(buf, p, end, headers)
+                if p < 0:
+                    return -1
+        else:
+            return -1
+    frames.append((channel, mtype, args, headers))
+    return p
+
+
+def _header_entry_at(buf: bytes, p: int, end: int, headers: list[Any]) -> int:
+    """One header entry (an index, or a ``[store, name, value]`` literal) appended; the offset
+    after it, or -1."""
+    if p >= end:
+        return -1
+    b = buf[p]
+    if b != 0x93:
+        index, p = _uint_at(buf, p, end)
+        if index < 0:
+            return -1
+        headers.append(index)
+        return p
+    if p + 2 >= end:
+        return -1
+    flag = buf[p + 1]
+    if flag != 0xC2 and flag != 0xC3:
+        return -1
+    name: Any
+    n, q = _raw_at(buf, p + 2, end)
+    if n >= 0:
+        if q + n > end:
+            return -1
+        name = buf[q : q + n]
+        q += n
+    else:
+        name, q = _uint_at(buf, p + 2, end)
+        if name < 0:
+            return -1
+    n, q = _raw_at(buf, q, end)
+    if n < 0 or q + n > end:
+        return -1
+    headers.append([flag == 0xC3, name, buf[q : q + n]])
+    return q + n
+
+
+def _uint_at(buf: bytes, p: int, end: int) -> tuple[int, int]:
+    """(an unsigned integer at ``p``, the offset after it), or (-1, p)."""
+    if p >= end:
+        return -1, p
+    b = buf[p]
+    if b < 0x80:
+        return b, p + 1
+    if b == 0xCC:
+        if p + 2 > end:
+            return -1, p
+        return buf[p + 1], p + 2
+    if b == 0xCD:
+        if p + 3 > end:
+            return -1, p
+        return (buf[p + 1] << 8) | buf[p + 2], p + 3
+    if b == 0xCE or b == 0xCF:
+        width = 4 if b == 0xCE else 8
+        if p + 1 + width > end:
+            return -1, p
+        return int.from_bytes(buf[p + 1 : p + 1 + width], "big"), p + 1 + width
+    return -1, p
+
+
+def _raw_at(buf: bytes, p: int, end: int) -> tuple[int, int]:
+    """(the length of a string or bin at ``p``, the offset of its bytes), or (-1, p); the
+    bytes themselves may still be missing."""
+    if p >= end:
+        return -1, p
+    b = buf[p]
+    if 0xA0 <= b <= 0xBF:
+        return b & 0x1F, p + 1
+    if b == 0xD9 or b == 0xC4:
+        if p + 2 > end:
+            return -1, p
+        return buf[p + 1], p + 2
+    if b == 0xDA or b == 0xC5:
+        if p + 3 > end:
+            return -1, p
+        return (buf[p + 1] << 8) | buf[p + 2], p + 3
+    if b == 0xDB or b == 0xC6:
+        if p + 5 > end:
+            return -1, p
+        return int.from_bytes(buf[p + 1 : p + 5], "big"), p + 5
+    return -1, p
+
+
+class _Walker:
+    """Steps over the items of one frame without building them, to find where it ends and to
+    refuse oversized declared lengths early.
+
+    It resumes where it stopped when an incomplete frame grows, and jumps over string bodies,
+    so its cost is proportional to the number of items, not bytes.
     """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.reset()
+        self.reset(0)
 
-    def reset(self) -> None:
-        self._offset = 0
+    def reset(self, start: int) -> None:
+        self._offset = start
         self._stack: list[int] = [1]  # items still expected at each nesting level
 
-    def advance(self, buf: bytearray) -> None:
+    def rebase(self, shift: int) -> None:
+        """The bytes before ``shift`` were dropped from the buffer."""
+        self._offset -= shift
+
+    def advance(self, buf: bytes | bytearray) -> int:
+        """The offset just past the frame, or -1 while it is incomplete."""
         limit = self.limit
-        while self._stack:
+        stack = self._stack
+        while stack:
             pos = self._offset
             if pos >= len(buf):
-                return
+                return -1
             b = buf[pos]
             need, children = _item_size(buf, pos, b)
             if need < 0:
-                return  # header incomplete
+                return -1  # header incomplete
             if need - (1 if b <= 0x7F or b >= 0xE0 else 0) > limit or children > limit:
                 raise TransportError(
                     f"declared length exceeds the frame limit of {limit} bytes",
                     code=Transport.PARSE,
                 )
             if pos + need > len(buf):
-                return  # body incomplete; its length was checked
-            self._stack[-1] -= 1
+                return -1  # body incomplete; its length was checked
+            stack[-1] -= 1
             if children:
-                self._stack.append(children)
+                stack.append(children)
             self._offset = pos + need
-            while self._stack and self._stack[-1] == 0:
-                self._stack.pop()
+            while stack and stack[-1] == 0:
+                stack.pop()
+        return self._offset
 
 
 _FIXED = {
@@ -217,7 +385,7 @@ _LEN = {
 _CONTAINER = {0xDC: (2, ">H", 1), 0xDD: (4, ">I", 1), 0xDE: (2, ">H", 2), 0xDF: (4, ">I", 2)}
 
 
-def _item_size(buf: bytearray, pos: int, b: int) -> tuple[int, int]:
+def _item_size(buf: bytes | bytearray, pos: int, b: int) -> tuple[int, int]:
     """(bytes of this item excluding children, number of child items); (-1, 0) if unknown yet."""
     if b <= 0x7F or b >= 0xE0:
         return 1, 0
@@ -247,6 +415,10 @@ def _item_size(buf: bytearray, pos: int, b: int) -> tuple[int, int]:
 
 _packer: Final = msgpack.Packer(use_bin_type=False, autoreset=True)
 _pack: Final = _packer.pack
+
+
+_PACKED_DEFAULT_TRACE: Final = _pack(DEFAULT_TRACE_ENTRIES)
+_DEFAULT_TRACE_SIZE: Final = len(_PACKED_DEFAULT_TRACE)
 
 
 def pack(obj: Any) -> bytes:

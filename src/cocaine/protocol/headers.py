@@ -241,8 +241,8 @@ class HeaderDecoder:
             raise _hpack_error(f"frame headers must be an array, got {_kind(entries)}")
         if not entries:
             return []
-        if entries == _DEFAULT_TRACE_WIRE:  # what the runtime sends on almost every frame
-            return list(_DEFAULT_TRACE_DECODED)
+        if entries is DEFAULT_TRACE_ENTRIES or entries == _DEFAULT_TRACE_WIRE:
+            return list(_DEFAULT_TRACE_DECODED)  # what the runtime sends on almost every frame
         table = self._table
         headers: list[Header] = []
         try:
