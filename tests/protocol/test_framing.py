@@ -505,7 +505,8 @@ _CHUNK_SIZES = st.sampled_from([0, 1, 31, 32, 255, 256, 65535, 65536, 70000]) | 
 
 @settings(max_examples=60, deadline=None)
 @given(
-    channel=st.integers(0, 2**64 - 1),
+    channel=st.sampled_from([127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32])
+    | st.integers(0, 2**64 - 1),
     mtype=st.integers(0, 2**16),
     size=_CHUNK_SIZES,
     headers=st.sampled_from([[], DEFAULT_TRACE_ENTRIES]),

@@ -272,11 +272,14 @@ def _uint_at(buf: bytes, p: int, end: int) -> tuple[int, int]:
         if p + 3 > end:
             return -1, p
         return (buf[p + 1] << 8) | buf[p + 2], p + 3
-    if b == 0xCE or b == 0xCF:
-        width = 4 if b == 0xCE else 8
-        if p + 1 + width > end:
+    if b == 0xCE:
+        if p + 5 > end:
             return -1, p
-        return int.from_bytes(buf[p + 1 : p + 1 + width], "big"), p + 1 + width
+        return (buf[p + 1] << 24) | (buf[p + 2] << 16) | (buf[p + 3] << 8) | buf[p + 4], p + 5
+    if b == 0xCF:
+        if p + 9 > end:
+            return -1, p
+        return int.from_bytes(buf[p + 1 : p + 9], "big"), p + 9
     return -1, p
 
 
@@ -471,7 +474,16 @@ def encode_stream(
 
 
 def _uint(value: int) -> bytes:
-    return _FIXINT[value] if 0 <= value < 128 else _pack(value)
+    """An unsigned integer as the packer writes it (channel ids grow past one byte)."""
+    if 0 <= value < 0x80:
+        return _FIXINT[value]
+    if 0 <= value < 0x100:
+        return _UINT8[value]
+    if 0 <= value < 0x10000:
+        return (0xCD0000 | value).to_bytes(3, "big")
+    if 0 <= value < 0x100000000:
+        return (0xCE00000000 | value).to_bytes(5, "big")
+    return _pack(value)
 
 
 def _one_raw(size: int) -> bytes:
@@ -486,6 +498,7 @@ def _one_raw(size: int) -> bytes:
 
 _ONE_FIXSTR: Final[tuple[bytes, ...]] = tuple(bytes((0x91, 0xA0 | n)) for n in range(32))
 _FIXINT: Final[tuple[bytes, ...]] = tuple(bytes((i,)) for i in range(128))  # positive fixints
+_UINT8: Final[tuple[bytes, ...]] = tuple(bytes((0xCC, i)) for i in range(256))
 
 
 def encode_frame3(channel: int, mtype: int, args: Sequence[Any]) -> bytes:
