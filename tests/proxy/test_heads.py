@@ -5,6 +5,8 @@ from __future__ import annotations
 import msgpack
 import pytest
 
+from cocaine.protocol.framing import pack
+from cocaine.protocol.headers import TRACE_ID, HeaderDecoder, HeaderEncoder, pack_u64
 from cocaine.proxy.apps import AppPool
 from cocaine.proxy.bridge import HEAD_CACHE, Bridge
 
@@ -56,3 +58,14 @@ async def test_the_cache_of_heads_stays_bounded() -> None:
     for i in range(3 * HEAD_CACHE):
         heads.head(packed(200, [[b"X-Seq", b"%d" % i]]))
         assert len(heads.heads) <= HEAD_CACHE
+
+
+@pytest.mark.parametrize("trace_id", [0, 1, 0x0123456789ABCDEF, 2**64 - 1])
+async def test_the_enqueue_headers_are_the_timeout_and_trace_as_the_encoder_packs_them(
+    trace_id: int,
+) -> None:
+    heads = bridge()
+    packed_by_bridge = heads.trace_headers(trace_id)
+    trace = [heads.timeout_header, (TRACE_ID, pack_u64(trace_id))]
+    assert packed_by_bridge == pack(HeaderEncoder().encode(trace))
+    assert HeaderDecoder().decode(msgpack.unpackb(packed_by_bridge, raw=True)) == trace

@@ -11,6 +11,7 @@ it. An error before the head becomes a status (503 no such app or queue full, 50
 from __future__ import annotations
 
 import asyncio
+import binascii
 import logging
 import random
 from typing import Any, Final
@@ -19,8 +20,9 @@ import msgpack
 
 from cocaine.errors import Category, CocaineError, ConnectionLost, ServiceError
 from cocaine.idl import APP
+from cocaine.protocol.framing import pack
 from cocaine.protocol.graph import Message
-from cocaine.protocol.headers import Header, pack_u64
+from cocaine.protocol.headers import TRACE_ID, Header, pack_u64
 from cocaine.proxy.apps import AppPool
 from cocaine.proxy.http import HttpConnection, reason
 from cocaine.proxy.routing import route
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 
 _ROOT: Final = APP.root
 _random_bits: Final = random.getrandbits  # request ids need uniqueness, not secrecy
+_hexlify: Final = binascii.hexlify
+_NO_ID: Final = bytes(8)
 _packer: Final = msgpack.Packer(use_bin_type=False, autoreset=True)
 _pack: Final = _packer.pack
 _SERVICE: Final = b"x-cocaine-service"
@@ -121,8 +125,16 @@ class Bridge:
         self.deadlines: Deadlines[Exchange] = Deadlines(self.loop)
         # The runtime drops an event still queued when the proxy would answer 504 anyway.
         self.timeout_header: Header = (b"request_timeout", pack_u64(int(timeout * 1000)))
+        # The headers of each enqueue, [timeout, trace id], packed but for the id's 8 bytes.
+        self._trace_prefix = pack([[False, *self.timeout_header], [False, TRACE_ID, _NO_ID]])
+        self._trace_prefix = self._trace_prefix[: -len(_NO_ID)]
         # An endpoint mostly answers with the same head: parse and check it once.
         self.heads: dict[bytes, Head] = {}
+
+    def trace_headers(self, trace_id: int) -> bytes:
+        """The headers element of an enqueue, packed: the timeout and the trace id, as
+        unindexed literals (which leave the header table alone)."""
+        return self._trace_prefix + pack_u64(trace_id)
 
     def head(self, chunk: Any) -> Head:
         """The response head an app sent; raises (ValueError and others) if it is not one."""
@@ -210,14 +222,14 @@ class Exchange:
         self.timer: Bucket[Exchange] | None = None  # the deadline bucket it waits in
         self.app = ""
         self.request_id = b""
-        self.trace: list[Header] = []
+        self.trace = b""  # the enqueue's headers, packed
 
     # -- start ----------------------------------------------------------------------------
 
     def start(self) -> None:
         service_header = event_header = None
         for name, value in self.headers:
-            if len(name) > 11 and name[0] in b"xX":
+            if len(name) > 11 and (name[0] == 0x78 or name[0] == 0x58):  # x-…
                 lname = name.lower()
                 if lname == _SERVICE:
                     service_header = value
@@ -241,8 +253,8 @@ class Exchange:
                 trace_id = _random_bits(64)
         else:
             trace_id = _random_bits(64)
-            self.request_id = b"%016x" % trace_id
-        self.trace = [self.bridge.timeout_header, (b"trace_id", pack_u64(trace_id))]
+            self.request_id = _hexlify(trace_id.to_bytes(8, "big"))  # as b"%016x", cheaper
+        self.trace = self.bridge.trace_headers(trace_id)
         if service_header is not None or event_header is not None:
             # set, not add: one of each reaches the app
             self.headers = [h for h in self.headers if h[0].lower() not in (_SERVICE, _EVENT)]

@@ -240,15 +240,16 @@ class Connection:
         root: Graph,
         mtype: int,
         args: list[Any],
-        headers: list[Header] | None,
+        headers: list[Header] | bytes | None,
         receiver: Receiver | None,
         chunk: bytes,
     ) -> Channel:
         """Open a channel, ``write`` one chunk on it and ``close`` our side, in one step.
 
         The same frames as :meth:`open` and then ``send`` of write and close, built at once:
-        the proxy's hot path (enqueue, the request, close). Raises ``DispatchError`` when the
-        first message is not followed by a stream.
+        the proxy's hot path (enqueue, the request, close). ``headers`` may come packed
+        already (``bytes``), as unindexed literals that leave the header tables alone. Raises
+        ``DispatchError`` when the first message is not followed by a stream.
         """
         if self.closed:
             raise self.error or ConnectionLost("connection is closed")
@@ -267,7 +268,7 @@ class Connection:
         channel.receiver = receiver
         if not state.closed:
             self.channels[channel.id] = channel
-        first = self._packed_headers(headers)
+        first = headers if isinstance(headers, bytes) else self._packed_headers(headers)
         rest = self._packed_headers(None)
         self.write_raw(encode_stream(channel.id, (mtype, args, first), write, chunk, close, rest))
         return channel
