@@ -8,7 +8,8 @@ import msgpack
 from cocaine.worker import Worker
 
 _unpackb = msgpack.unpackb
-_packb = msgpack.packb
+# One packer for every reply, as the baseline's worker has.
+_pack = msgpack.Packer(use_bin_type=False, autoreset=True).pack
 
 
 async def echo(request, response):
@@ -21,10 +22,7 @@ async def http(request, response):
     _method, _uri, _version, _headers, body = _unpackb(await request.read(), raw=True)
     body = body or b"hello"
     response.write(
-        _packb(
-            [200, [[b"Content-Type", b"text/plain"], [b"Content-Length", b"%d" % len(body)]]],
-            use_bin_type=False,
-        )
+        _pack([200, [[b"Content-Type", b"text/plain"], [b"Content-Length", b"%d" % len(body)]]])
     )
     response.write(body)
     response.close()
