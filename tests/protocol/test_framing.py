@@ -17,8 +17,9 @@ from cocaine.protocol.framing import (
     encode_frame_packed_headers,
     encode_stream,
     pack,
+    pack_literal_headers,
 )
-from cocaine.protocol.headers import DEFAULT_TRACE_ENTRIES, HeaderDecoder
+from cocaine.protocol.headers import DEFAULT_TRACE_ENTRIES, HeaderDecoder, HeaderEncoder
 
 UUID = b"3e2b9b59-8d8a-4e21-9d2f-6f0c2a1b7c55"
 ZERO = bytes(8)
@@ -592,3 +593,29 @@ def test_a_trace_that_differs_in_one_byte_is_decoded_in_full() -> None:
     (frame,) = decode_all(bytes(wire))
     assert frame.headers is not DEFAULT_TRACE_ENTRIES
     assert frame.headers == [H0[0], H0[1], [False, b"parent_id", ZERO[:7] + b"\x01"]]
+
+
+_SIZED_RAWS = st.binary(max_size=40) | st.sampled_from([31, 32, 65535, 65536]).map(b"h".__mul__)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(_SIZED_RAWS, _SIZED_RAWS), max_size=20))
+def test_literal_headers_are_packed_as_the_encoder_and_packer_write_them(
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    assert pack_literal_headers(headers) == pack(HeaderEncoder().encode(headers))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    channel=_UINTS | st.integers(0, 2**64 - 1),
+    mtype=_UINTS,
+    args=st.sampled_from([[], ["http"], ["événement"], [b""], [b"x" * 40]])
+    | st.lists(st.text(max_size=40) | _SIZED_RAWS | st.integers(-(2**63), 2**64 - 1), max_size=3),
+)
+def test_frames_of_the_request_path_are_the_bytes_the_packer_writes(
+    channel: int, mtype: int, args: list[object]
+) -> None:
+    trace = pack(DEFAULT_TRACE_ENTRIES)
+    expected = msgpack.packb([channel, mtype, args, DEFAULT_TRACE_ENTRIES], use_bin_type=False)
+    assert encode_frame_packed_headers(channel, mtype, args, trace) == expected

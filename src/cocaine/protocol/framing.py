@@ -445,11 +445,33 @@ def encode_frame_packed_headers(
     channel: int, mtype: int, args: Sequence[Any], packed_headers: bytes
 ) -> bytes:
     """A 4-element frame whose headers array was packed once in advance (the hot path)."""
-    if len(args) == 1 and type(args[0]) is bytes:
-        chunk: bytes = args[0]
-        ch, mt = _uint(channel), _uint(mtype)
-        return b"".join((b"\x94", ch, mt, _one_raw(len(chunk)), chunk, packed_headers))
+    if type(args) is list:  # the shapes of the request path, without the packer
+        if not args:
+            return b"".join((b"\x94", _uint(channel), _uint(mtype), b"\x90", packed_headers))
+        if len(args) == 1:
+            arg = args[0]
+            if type(arg) is str:
+                arg = arg.encode()
+            if type(arg) is bytes:
+                ch, mt = _uint(channel), _uint(mtype)
+                return b"".join((b"\x94", ch, mt, _one_raw(len(arg)), arg, packed_headers))
     return b"".join((b"\x94", _uint(channel), _uint(mtype), _pack(args), packed_headers))
+
+
+def pack_literal_headers(headers: Sequence[tuple[bytes, bytes]]) -> bytes:
+    """The headers element of a frame, packed, with every header an unindexed literal
+    ``[false, name, value]`` (as a non-compressing header encoder writes them)."""
+    count = len(headers)
+    parts = [bytes((0x90 | count,)) if count < 16 else b"\xdc" + count.to_bytes(2, "big")]
+    for name, value in headers:
+        if type(name) is not bytes or type(value) is not bytes:
+            return _pack([[False, n, v] for n, v in headers])
+        parts.append(b"\x93\xc2")
+        parts.append(_raw_head(len(name)))
+        parts.append(name)
+        parts.append(_raw_head(len(value)))
+        parts.append(value)
+    return b"".join(parts)
 
 
 def encode_stream(
@@ -486,6 +508,15 @@ def _uint(value: int) -> bytes:
     return _pack(value)
 
 
+def _raw_head(size: int) -> bytes:
+    """The head of a raw string of ``size`` bytes (fixstr, str16 or str32)."""
+    if size < 32:
+        return _FIXSTR[size]
+    if size < 0x10000:
+        return (0xDA0000 | size).to_bytes(3, "big")
+    return (0xDB00000000 | size).to_bytes(5, "big")
+
+
 def _one_raw(size: int) -> bytes:
     """The head of ``[raw]`` for a raw string of ``size`` bytes: the chunk itself is not copied
     into the packer (fixstr, str16 or str32, as the packer writes them)."""
@@ -497,6 +528,7 @@ def _one_raw(size: int) -> bytes:
 
 
 _ONE_FIXSTR: Final[tuple[bytes, ...]] = tuple(bytes((0x91, 0xA0 | n)) for n in range(32))
+_FIXSTR: Final[tuple[bytes, ...]] = tuple(bytes((0xA0 | n,)) for n in range(32))
 _FIXINT: Final[tuple[bytes, ...]] = tuple(bytes((i,)) for i in range(128))  # positive fixints
 _UINT8: Final[tuple[bytes, ...]] = tuple(bytes((0xCC, i)) for i in range(256))
 
@@ -516,4 +548,5 @@ __all__ = [
     "encode_frame_packed_headers",
     "encode_stream",
     "pack",
+    "pack_literal_headers",
 ]

@@ -20,7 +20,7 @@ import msgpack
 
 from cocaine.errors import Category, CocaineError, ConnectionLost, ServiceError
 from cocaine.idl import APP
-from cocaine.protocol.framing import pack
+from cocaine.protocol.framing import pack_literal_headers
 from cocaine.protocol.graph import Message
 from cocaine.protocol.headers import TRACE_ID, Header, pack_u64
 from cocaine.proxy.apps import AppPool
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 _ROOT: Final = APP.root
 _random_bits: Final = random.getrandbits  # request ids need uniqueness, not secrecy
 _hexlify: Final = binascii.hexlify
-_NO_ID: Final = bytes(8)
 _packer: Final = msgpack.Packer(use_bin_type=False, autoreset=True)
 _pack: Final = _packer.pack
 _SERVICE: Final = b"x-cocaine-service"
@@ -125,16 +124,14 @@ class Bridge:
         self.deadlines: Deadlines[Exchange] = Deadlines(self.loop)
         # The runtime drops an event still queued when the proxy would answer 504 anyway.
         self.timeout_header: Header = (b"request_timeout", pack_u64(int(timeout * 1000)))
-        # The headers of each enqueue, [timeout, trace id], packed but for the id's 8 bytes.
-        self._trace_prefix = pack([[False, *self.timeout_header], [False, TRACE_ID, _NO_ID]])
-        self._trace_prefix = self._trace_prefix[: -len(_NO_ID)]
+
         # An endpoint mostly answers with the same head: parse and check it once.
         self.heads: dict[bytes, Head] = {}
 
     def trace_headers(self, trace_id: int) -> bytes:
         """The headers element of an enqueue, packed: the timeout and the trace id, as
         unindexed literals (which leave the header table alone)."""
-        return self._trace_prefix + pack_u64(trace_id)
+        return pack_literal_headers([self.timeout_header, (TRACE_ID, pack_u64(trace_id))])
 
     def head(self, chunk: Any) -> Head:
         """The response head an app sent; raises (ValueError and others) if it is not one."""

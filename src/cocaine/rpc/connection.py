@@ -37,6 +37,7 @@ from cocaine.protocol.framing import (
     encode_frame_packed_headers,
     encode_stream,
     pack,
+    pack_literal_headers,
 )
 from cocaine.protocol.graph import CONTROL_IDS, Message
 from cocaine.protocol.graph import Protocol as Graph
@@ -47,7 +48,6 @@ from cocaine.protocol.headers import (
     TRACE_ID,
     Header,
     HeaderDecoder,
-    HeaderEncoder,
 )
 from cocaine.rpc.channel import Channel, Receiver
 
@@ -96,7 +96,6 @@ class Connection:
         self.peer: Any = None
         self._decoder = FrameDecoder(max_frame_size)
         self._hdecoder = HeaderDecoder()
-        self._hencoder = HeaderEncoder()
         self._trace_headers = trace_headers
         self._transport: asyncio.Transport | None = None
         self._max_id = 0
@@ -291,12 +290,12 @@ class Connection:
         first) or the client's, as this connection was made."""
         if self._trace_headers:
             return self._trace_entries(headers) if headers else _PACKED_DEFAULT_TRACE
-        return pack(self._hencoder.encode(headers)) if headers else _PACKED_NO_HEADERS
+        return pack_literal_headers(headers) if headers else _PACKED_NO_HEADERS
 
     def _trace_entries(self, headers: list[Header]) -> bytes:
         """``headers`` packed as the runtime sends them: the three trace headers first, with
         the trace that ``headers`` carry (so a request's trace reaches the worker) or zeros,
-        then the others."""
+        then the others, all as unindexed literals."""
         trace_id = span_id = parent_id = _NO_ID
         others: list[Header] = []
         for header in headers:
@@ -309,14 +308,9 @@ class Connection:
                 parent_id = header[1]
             else:
                 others.append(header)
-        entries: list[object] = [
-            [False, TRACE_ID, trace_id],
-            [False, SPAN_ID, span_id],
-            [False, PARENT_ID, parent_id],
-        ]
-        if others:
-            entries.extend(self._hencoder.encode(others))
-        return pack(entries)
+        return pack_literal_headers(
+            [(TRACE_ID, trace_id), (SPAN_ID, span_id), (PARENT_ID, parent_id), *others]
+        )
 
     def write_raw(self, data: bytes) -> None:
         buf = self._wbuf
