@@ -354,9 +354,12 @@ DEFAULT_TRACE_ENTRIES: list[object] = trace_entries()
 
 def find_header(headers: Sequence[Header], name: bytes) -> bytes | None:
     """The value of the last header called ``name``, or ``None``."""
-    for header_name, value in reversed(headers):
-        if header_name == name:
-            return value
+    i = len(headers)
+    while i > 0:  # an index loop: compiled, cheaper than a reversed() iterator
+        i -= 1
+        header = headers[i]
+        if header[0] == name:
+            return header[1]
     return None
 
 

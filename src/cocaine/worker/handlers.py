@@ -45,7 +45,11 @@ _COROUTINE: Final = types.CoroutineType
 async def invoke(handler: Handler, request: Request, response: Response) -> None:
     """Run ``handler`` for one event and make sure its response ends."""
     try:
-        await call(handler, request, response)
+        result = handler(request, response)
+        if type(result) is _COROUTINE:  # ``async def``: awaited here, one coroutine less
+            await result
+        else:
+            await _settle(result)
     except asyncio.CancelledError:
         _end_with_error(
             response,
@@ -62,7 +66,11 @@ async def invoke(handler: Handler, request: Request, response: Response) -> None
 
 async def call(handler: Handler, request: Request, response: Response) -> Any:
     """Call a handler in any of the supported styles and wait until it is done."""
-    result = handler(request, response)
+    return await _settle(handler(request, response))
+
+
+async def _settle(result: Any) -> Any:
+    """What a handler returned, waited for as its style asks."""
     if type(result) is _COROUTINE:  # ``async def``, the common case, without inspect's calls
         return await result
     if inspect.isgenerator(result):
