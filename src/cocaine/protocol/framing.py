@@ -120,7 +120,7 @@ class FrameDecoder:
             if end > limit:
                 raise _too_large(limit)
             buf = bytes(tail)
-            self._tail = bytearray()
+            tail.clear()  # a big frame is not held twice while it is unpacked
             frames.append(_check(self._unpack(buf[:end])))
             pos = end
         else:
