@@ -520,11 +520,11 @@ def test_chunk_frames_are_the_bytes_the_packer_writes(
     expected = msgpack.packb([channel, mtype, [chunk], headers], use_bin_type=False)
     assert encode_frame(channel, mtype, [chunk], headers) == expected
     assert encode_frame_packed_headers(channel, mtype, [chunk], pack(headers)) == expected
-    stream = encode_stream(channel, (0, [b"event"], pack(headers)), 0, chunk, 2, pack(headers))
+    stream = encode_stream(channel, (0, ["évent"], pack(headers)), 0, chunk, 2, pack(headers))
     assert stream == b"".join(
         msgpack.packb(frame, use_bin_type=False)
         for frame in (
-            [channel, 0, [b"event"], headers],
+            [channel, 0, ["évent"], headers],
             [channel, 0, [chunk], headers],
             [channel, 2, [], headers],
         )

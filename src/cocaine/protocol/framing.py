@@ -445,17 +445,36 @@ def encode_frame_packed_headers(
     channel: int, mtype: int, args: Sequence[Any], packed_headers: bytes
 ) -> bytes:
     """A 4-element frame whose headers array was packed once in advance (the hot path)."""
-    if type(args) is list:  # the shapes of the request path, without the packer
+    return encode_frame_on(_uint(channel), mtype, args, packed_headers)
+
+
+def encode_frame_on(
+    packed_channel: bytes, mtype: int, args: Sequence[Any], packed_headers: bytes
+) -> bytes:
+    """As :func:`encode_frame_packed_headers`, for a channel id packed once
+    (:func:`pack_uint`) and reused for every frame on the channel."""
+    if type(args) is list and len(args) == 1:
+        chunk = args[0]
+        if type(chunk) is bytes:  # joined around the chunk: it is not copied twice
+            mt = _uint(mtype)
+            return b"".join(
+                (b"\x94", packed_channel, mt, _one_raw(len(chunk)), chunk, packed_headers)
+            )
+    return b"".join((b"\x94", packed_channel, _uint(mtype), _packed_args(args), packed_headers))
+
+
+def _packed_args(args: Sequence[Any]) -> bytes:
+    """The arguments array; the request path's shapes (none, one string) without the packer."""
+    if type(args) is list:
         if not args:
-            return b"".join((b"\x94", _uint(channel), _uint(mtype), b"\x90", packed_headers))
+            return b"\x90"
         if len(args) == 1:
             arg = args[0]
             if type(arg) is str:
                 arg = arg.encode()
             if type(arg) is bytes:
-                ch, mt = _uint(channel), _uint(mtype)
-                return b"".join((b"\x94", ch, mt, _one_raw(len(arg)), arg, packed_headers))
-    return b"".join((b"\x94", _uint(channel), _uint(mtype), _pack(args), packed_headers))
+                return _one_raw(len(arg)) + arg
+    return _pack(args)
 
 
 def pack_literal_headers(headers: Sequence[tuple[bytes, bytes]]) -> bytes:
@@ -488,11 +507,16 @@ def encode_stream(
     ch = _uint(channel)
     return b"".join(
         (
-            b"\x94", ch, _uint(mtype), _pack(args), first_headers,
+            b"\x94", ch, _uint(mtype), _packed_args(args), first_headers,
             b"\x94", ch, _uint(write), _one_raw(len(chunk)), chunk, packed_headers,
             b"\x94", ch, _uint(close), b"\x90", packed_headers,
         )
     )  # fmt: skip
+
+
+def pack_uint(value: int) -> bytes:
+    """An unsigned integer as the packer writes it (a channel id, packed once per channel)."""
+    return _uint(value)
 
 
 def _uint(value: int) -> bytes:
@@ -545,8 +569,10 @@ __all__ = [
     "RawFrame",
     "encode_frame",
     "encode_frame3",
+    "encode_frame_on",
     "encode_frame_packed_headers",
     "encode_stream",
     "pack",
     "pack_literal_headers",
+    "pack_uint",
 ]

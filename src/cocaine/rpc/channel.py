@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from cocaine.errors import CocaineError, EndOfStream, ServiceError
 from cocaine.protocol.channel import ChannelState
+from cocaine.protocol.framing import pack_uint
 from cocaine.protocol.graph import RECURSIVE, Message
 from cocaine.protocol.headers import Header
 
@@ -35,11 +36,12 @@ class Receiver(Protocol):
 class Channel:
     """One channel on a connection, from this end."""
 
-    __slots__ = ("conn", "id", "receiver", "state")
+    __slots__ = ("conn", "id", "packed_id", "receiver", "state")
 
     def __init__(self, conn: Connection, cid: int, state: ChannelState) -> None:
         self.conn = conn
         self.id = cid
+        self.packed_id = pack_uint(cid)  # as every frame on the channel starts with it
         self.state = state
         self.receiver: Receiver | None = None
 
@@ -47,7 +49,7 @@ class Channel:
         """Send one message; raises DispatchError if it is not legal now, ConnectionLost if gone."""
         state = self.state
         message = state.on_send(mtype)
-        self.conn.send_frame(self.id, mtype, args, headers)
+        self.conn.send_on(self, mtype, args, headers)
         if state.send is None and state.recv is None:
             self.conn.forget(self)
         return message

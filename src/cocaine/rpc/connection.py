@@ -34,6 +34,7 @@ from cocaine.protocol.channel import ChannelState
 from cocaine.protocol.framing import (
     DEFAULT_MAX_FRAME_SIZE,
     FrameDecoder,
+    encode_frame_on,
     encode_frame_packed_headers,
     encode_stream,
     pack,
@@ -231,7 +232,7 @@ class Connection:
         channel.receiver = receiver
         if not state.closed:
             self.channels[channel.id] = channel
-        self.send_frame(channel.id, mtype, args, headers)
+        self.send_on(channel, mtype, args, headers)
         return channel
 
     def open_stream(
@@ -284,6 +285,15 @@ class Connection:
         if self.closed:
             raise self.error or ConnectionLost("connection is closed")
         self.write_raw(encode_frame_packed_headers(cid, mtype, args, self._packed_headers(headers)))
+
+    def send_on(
+        self, channel: Channel, mtype: int, args: list[Any], headers: list[Header] | None
+    ) -> None:
+        """:meth:`send_frame` on ``channel``, whose id is packed already."""
+        if self.closed:
+            raise self.error or ConnectionLost("connection is closed")
+        packed = self._packed_headers(headers)
+        self.write_raw(encode_frame_on(channel.packed_id, mtype, args, packed))
 
     def _packed_headers(self, headers: list[Header] | None) -> bytes:
         """The headers element of a frame to send, packed: the runtime's form (trace headers
