@@ -127,6 +127,19 @@ class Bridge:
 
         # An endpoint mostly answers with the same head: parse and check it once.
         self.heads: dict[bytes, Head] = {}
+        self._unflushed: list[HttpConnection] = []
+
+    def flush_later(self, conn: HttpConnection) -> None:
+        """Write ``conn``'s replies at the end of this loop iteration, with all the others
+        written meanwhile: one callback for a batch of replies, not one per client."""
+        if not self._unflushed:
+            self.loop.call_soon(self._flush)
+        self._unflushed.append(conn)
+
+    def _flush(self) -> None:
+        conns, self._unflushed = self._unflushed, []
+        for conn in conns:
+            conn.flush()
 
     def trace_headers(self, trace_id: int) -> bytes:
         """The headers element of an enqueue, packed: the timeout and the trace id, as

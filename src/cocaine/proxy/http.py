@@ -89,7 +89,6 @@ class HttpConnection:
         self._rejected = False
         self._paused = False
         self._out: list[bytes] = []
-        self._loop = asyncio.get_running_loop()
         self._on_lost: Callable[[], None] | None = None
 
     # -- the asyncio protocol -------------------------------------------------------------------
@@ -173,7 +172,7 @@ class HttpConnection:
         if self.pipeline or self._rejected or self.parser.get_http_version() != "1.1":
             return
         if not self._out:
-            self._loop.call_soon(self._flush)
+            self.bridge.flush_later(self)
         self._out.append(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_message_complete(self) -> None:
@@ -202,14 +201,17 @@ class HttpConnection:
         """Write for ``exchange`` now if it heads the pipeline, else buffer it."""
         if self.pipeline and self.pipeline[0] is exchange:
             if not self._out:
-                self._loop.call_soon(self._flush)
+                self.bridge.flush_later(self)
             self._out.append(data)
         else:
             exchange.pending.append(data)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Write the replies buffered so far (the bridge calls it once per loop iteration)."""
         out, self._out = self._out, []
         transport = self.transport
+        if not out:
+            return
         if transport is not None and not transport.is_closing():
             transport.write(out[0] if len(out) == 1 else b"".join(out))
             if transport.get_write_buffer_size() > self.limits.max_output:
@@ -235,7 +237,7 @@ class HttpConnection:
                 head = pipeline[0]
                 if head.pending:
                     if not self._out:
-                        self._loop.call_soon(self._flush)
+                        self.bridge.flush_later(self)
                     self._out.extend(head.pending)
                     head.pending.clear()
                 if not head.done:
@@ -271,7 +273,7 @@ class HttpConnection:
     def close(self) -> None:
         self.closing = True
         if self._out:
-            self._flush()
+            self.flush()
         if self.transport is not None:
             self.transport.close()
 
