@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Sequence
-from typing import Final
+from typing import Any, Final
 
 from cocaine.errors import Transport, TransportError
 
@@ -237,18 +237,25 @@ class HeaderDecoder:
 
     def decode(self, entries: object) -> list[Header]:
         """Decode the headers element of one frame; raises ``TransportError`` (hpack)."""
-        if type(entries) is not list and not isinstance(entries, tuple):
+        if entries is DEFAULT_TRACE_ENTRIES:  # as the frame decoder hands over the default trace
+            return list(_DEFAULT_TRACE_DECODED)
+        items: list[Any]
+        if type(entries) is list:
+            items = entries
+        elif isinstance(entries, tuple):
+            items = list(entries)
+        else:
             raise _hpack_error(f"frame headers must be an array, got {_kind(entries)}")
-        if not entries:
+        if not items:
             return []
-        if entries is DEFAULT_TRACE_ENTRIES or entries == _DEFAULT_TRACE_WIRE:
-            return list(_DEFAULT_TRACE_DECODED)  # what the runtime sends on almost every frame
         table = self._table
         headers: list[Header] = []
         try:
-            for entry in entries:
+            for entry in items:
                 if type(entry) is list and len(entry) == 3:  # the common literal, checked inline
-                    store, name, value = entry[0], entry[1], entry[2]
+                    store = entry[0]
+                    name = entry[1]
+                    value = entry[2]
                     if store is False and type(name) is bytes and type(value) is bytes:
                         headers.append((name, value))
                         continue
@@ -412,10 +419,7 @@ __all__ = [
 ]
 
 
-# The runtime's default headers as they arrive (strings decoded as bytes), and their decoding.
-_DEFAULT_TRACE_WIRE: Final[list[object]] = [
-    [False, name, _ZERO_U64] for name in (TRACE_ID, SPAN_ID, PARENT_ID)
-]
+# The runtime's default headers, decoded.
 _DEFAULT_TRACE_DECODED: Final[tuple[Header, ...]] = tuple(
     (name, _ZERO_U64) for name in (TRACE_ID, SPAN_ID, PARENT_ID)
 )
