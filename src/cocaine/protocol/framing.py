@@ -129,19 +129,20 @@ class FrameDecoder:
         size = len(buf)
         while pos < size:
             after = _parse_common(buf, pos, size, frames)
-            if after < 0:
+            if after < 0:  # another shape, or incomplete: measured without being built
                 walker = self._walker
                 walker.reset(pos)
                 after = walker.advance(buf)
-                if after < 0:  # incomplete: keep it for the next feed
+                if after < 0:  # incomplete: kept for the next feed
                     if size - pos > limit:
                         raise _too_large(limit)
                     self._tail = bytearray(buf[pos:])
                     walker.rebase(pos)
                     return frames
-                if after - pos <= limit:
-                    frames.append(_check(self._unpack(buf[pos:after])))
-            if after - pos > limit:
+                if after - pos > limit:
+                    raise _too_large(limit)
+                frames.append(_check(self._unpack(buf[pos:after])))
+            elif after - pos > limit:
                 raise _too_large(limit)
             pos = after
         return frames
