@@ -616,3 +616,9 @@ def test_frames_of_the_request_path_are_the_bytes_the_packer_writes(
     trace = pack(DEFAULT_TRACE_ENTRIES)
     expected = msgpack.packb([channel, mtype, args, DEFAULT_TRACE_ENTRIES], use_bin_type=False)
     assert encode_frame_packed_headers(channel, mtype, args, trace) == expected
+
+
+@pytest.mark.parametrize("count", [0, 15, 16, 65535, 65536])
+def test_literal_header_arrays_take_the_packers_head_at_every_size(count: int) -> None:
+    headers = [(b"n", b"v")] * count
+    assert pack_literal_headers(headers) == pack(HeaderEncoder().encode(headers))

@@ -482,7 +482,7 @@ def pack_literal_headers(headers: Sequence[tuple[bytes, bytes]]) -> bytes:
     """The headers element of a frame, packed, with every header an unindexed literal
     ``[false, name, value]`` (as a non-compressing header encoder writes them)."""
     count = len(headers)
-    parts = [bytes((0x90 | count,)) if count < 16 else b"\xdc" + count.to_bytes(2, "big")]
+    parts = [_array_head(count)]
     for name, value in headers:
         if type(name) is not bytes or type(value) is not bytes:
             return _pack([[False, n, v] for n, v in headers])
@@ -533,6 +533,15 @@ def _uint(value: int) -> bytes:
     return _pack(value)
 
 
+def _array_head(size: int) -> bytes:
+    """The head of an array of ``size`` items (fixarray, array16 or array32)."""
+    if size < 16:
+        return _FIXARRAY[size]
+    if size < 0x10000:
+        return (0xDC0000 | size).to_bytes(3, "big")
+    return (0xDD00000000 | size).to_bytes(5, "big")
+
+
 def _raw_head(size: int) -> bytes:
     """The head of a raw string of ``size`` bytes (fixstr, str16 or str32)."""
     if size < 32:
@@ -554,6 +563,7 @@ def _one_raw(size: int) -> bytes:
 
 _ONE_FIXSTR: Final[tuple[bytes, ...]] = tuple(bytes((0x91, 0xA0 | n)) for n in range(32))
 _FIXSTR: Final[tuple[bytes, ...]] = tuple(bytes((0xA0 | n,)) for n in range(32))
+_FIXARRAY: Final[tuple[bytes, ...]] = tuple(bytes((0x90 | n,)) for n in range(16))
 _FIXINT: Final[tuple[bytes, ...]] = tuple(bytes((i,)) for i in range(128))  # positive fixints
 _UINT8: Final[tuple[bytes, ...]] = tuple(bytes((0xCC, i)) for i in range(256))
 
