@@ -535,30 +535,28 @@ def _uint(value: int) -> bytes:
 
 def _array_head(size: int) -> bytes:
     """The head of an array of ``size`` items (fixarray, array16 or array32)."""
-    if size < 16:
-        return _FIXARRAY[size]
-    if size < 0x10000:
-        return (0xDC0000 | size).to_bytes(3, "big")
-    return (0xDD00000000 | size).to_bytes(5, "big")
+    return _sized_head(size, _FIXARRAY, 0xDC, 0xDD)
 
 
 def _raw_head(size: int) -> bytes:
     """The head of a raw string of ``size`` bytes (fixstr, str16 or str32)."""
-    if size < 32:
-        return _FIXSTR[size]
+    return _sized_head(size, _FIXSTR, 0xDA, 0xDB)
+
+
+def _sized_head(size: int, fixed: tuple[bytes, ...], code16: int, code32: int) -> bytes:
+    """A head with the size inside it while it fits ``fixed``, else ``code16`` or ``code32``
+    and the size in two or four bytes."""
+    if size < len(fixed):
+        return fixed[size]
     if size < 0x10000:
-        return (0xDA0000 | size).to_bytes(3, "big")
-    return (0xDB00000000 | size).to_bytes(5, "big")
+        return ((code16 << 16) | size).to_bytes(3, "big")
+    return ((code32 << 32) | size).to_bytes(5, "big")
 
 
 def _one_raw(size: int) -> bytes:
     """The head of ``[raw]`` for a raw string of ``size`` bytes: the chunk itself is not copied
     into the packer (fixstr, str16 or str32, as the packer writes them)."""
-    if size < 32:
-        return _ONE_FIXSTR[size]
-    if size < 0x10000:
-        return b"\x91\xda" + size.to_bytes(2, "big")
-    return b"\x91\xdb" + size.to_bytes(4, "big")
+    return _ONE_FIXSTR[size] if size < 32 else b"\x91" + _raw_head(size)
 
 
 _ONE_FIXSTR: Final[tuple[bytes, ...]] = tuple(bytes((0x91, 0xA0 | n)) for n in range(32))

@@ -124,7 +124,6 @@ class Bridge:
         self.deadlines: Deadlines[Exchange] = Deadlines(self.loop)
         # The runtime drops an event still queued when the proxy would answer 504 anyway.
         self.timeout_header: Header = (b"request_timeout", pack_u64(int(timeout * 1000)))
-
         # An endpoint mostly answers with the same head: parse and check it once.
         self.heads: dict[bytes, Head] = {}
         self._unflushed: list[HttpConnection] = []

@@ -35,10 +35,10 @@ from cocaine.protocol.framing import (
     DEFAULT_MAX_FRAME_SIZE,
     FrameDecoder,
     encode_frame_on,
-    encode_frame_packed_headers,
     encode_stream,
     pack,
     pack_literal_headers,
+    pack_uint,
 )
 from cocaine.protocol.graph import CONTROL_IDS, Message
 from cocaine.protocol.graph import Protocol as Graph
@@ -282,18 +282,21 @@ class Connection:
     def send_frame(
         self, cid: int, mtype: int, args: list[Any], headers: list[Header] | None = None
     ) -> None:
-        if self.closed:
-            raise self.error or ConnectionLost("connection is closed")
-        self.write_raw(encode_frame_packed_headers(cid, mtype, args, self._packed_headers(headers)))
+        self._send(pack_uint(cid), mtype, args, headers)
 
     def send_on(
         self, channel: Channel, mtype: int, args: list[Any], headers: list[Header] | None
     ) -> None:
         """:meth:`send_frame` on ``channel``, whose id is packed already."""
+        self._send(channel.packed_id, mtype, args, headers)
+
+    def _send(
+        self, packed_channel: bytes, mtype: int, args: list[Any], headers: list[Header] | None
+    ) -> None:
         if self.closed:
             raise self.error or ConnectionLost("connection is closed")
         packed = self._packed_headers(headers)
-        self.write_raw(encode_frame_on(channel.packed_id, mtype, args, packed))
+        self.write_raw(encode_frame_on(packed_channel, mtype, args, packed))
 
     def _packed_headers(self, headers: list[Header] | None) -> bytes:
         """The headers element of a frame to send, packed: the runtime's form (trace headers
